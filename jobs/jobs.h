@@ -1,0 +1,5 @@
+// jobs/jobs.h: one entry point per job; argv[0] is the job's name.
+#pragma once
+
+int job_devices(int argc, char **argv);
+int job_selfcheck(int argc, char **argv);

@@ -1,0 +1,44 @@
+// runner/main.c: the storyrun command line. Each job lives in jobs/<name>.c; this file
+// only parses the verb and hands over.
+#include <stdio.h>
+#include <string.h>
+
+#include "jobs/jobs.h"
+#include "runner/version.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: storyrun <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  selfcheck        run every tensor op on a small problem against the CPU\n"
+            "                   reference (and on the GPU when there is one); exit != 0 on a mismatch\n"
+            "  devices          list CUDA devices, or say why storyrun runs on the CPU\n"
+            "  --version        version, git commit and the features compiled in\n"
+            "  --help           this text\n"
+            "\n"
+            "Jobs (render, embed, train, predict, animate, check) take a YAML config; see\n"
+            "docs/ for the user guide. Every job runs the same on 1 process, on N MPI ranks\n"
+            "(mpirun -np N storyrun ...) and under Slurm (slurm/*.sbatch).\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        story_print_version(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "devices")) return job_devices(argc - 1, argv + 1);
+    if (!strcmp(cmd, "selfcheck")) return job_selfcheck(argc - 1, argv + 1);
+    fprintf(stderr, "storyrun: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}
