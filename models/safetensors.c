@@ -17,6 +17,12 @@
 
 #include "runner/json.h"
 
+#if defined(__GNUC__)
+#define ST_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define ST_PRINTF(fmt, args)
+#endif
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c reads little-endian data in place: big-endian hosts are not supported"
 #endif
@@ -55,9 +61,7 @@ static void st_msg(char *err, size_t errlen, const char *fmt, ...) {
 // an error naming the tensor and the header byte.
 
 // Reports a problem at header byte pos. Returns -1 for `return st_herr(...)`.
-#if defined(__GNUC__)
-__attribute__((format(printf, 5, 6)))
-#endif
+ST_PRINTF(5, 6)
 static int st_herr(const SafeTensors *st, size_t pos, char *err, size_t errlen, const char *fmt,
                    ...) {
     char what[512];
@@ -194,7 +198,8 @@ static int st_metadata(SafeTensors *st, const JsonValue *v, char *err, size_t er
     for (size_t i = 0; i < v->len; i++) {
         const JsonMember *m = &v->members[i];
         if (strlen(m->key) != m->key_len)
-            return st_herr(st, m->key_pos, err, errlen, "\\u0000 is not allowed in names or metadata");
+            return st_herr(st, m->key_pos, err, errlen,
+                           "\\u0000 is not allowed in names or metadata");
         if (m->value.type != JSON_STRING)
             return st_herr(st, m->value.pos, err, errlen,
                            "__metadata__ key '%s': expected a string value, found %s", m->key,
@@ -225,9 +230,11 @@ static int st_header(SafeTensors *st, const char *text, size_t n, char *err, siz
     for (size_t i = 0; i < root->len; i++) {
         const JsonMember *m = &root->members[i];
         if (strlen(m->key) != m->key_len)
-            return st_herr(st, m->key_pos, err, errlen, "\\u0000 is not allowed in names or metadata");
+            return st_herr(st, m->key_pos, err, errlen,
+                           "\\u0000 is not allowed in names or metadata");
         if (!strcmp(m->key, "__metadata__")) {
-            if (have_meta++) return st_herr(st, m->key_pos, err, errlen, "__metadata__ given twice");
+            if (have_meta++)
+                return st_herr(st, m->key_pos, err, errlen, "__metadata__ given twice");
             if (st_metadata(st, &m->value, err, errlen)) return -1;
             continue;
         }

@@ -65,7 +65,7 @@ typedef struct {
     size_t data_size;
     SafeTensorsEntry *entries;  // sorted by data offset (file order)
     int count;
-    int *by_name;  // indices into entries, sorted by name (for st_find)
+    int *by_name;       // indices into entries, sorted by name (for st_find)
     const char **meta;  // 2 * nmeta strings: key, value, key, value, ... sorted by key
     int nmeta;
     struct JsonDoc *header;  // the parsed header (runner/json.h): owns names, keys, values

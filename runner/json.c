@@ -8,6 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__GNUC__)
+#define JSON_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define JSON_PRINTF(fmt, args)
+#endif
+
 // ---- the document: an arena of blocks plus the line index ---------------------------
 
 typedef struct JsonBlock {
@@ -133,9 +139,7 @@ static void render_path(const Parser *p, char *out, size_t cap) {
 
 // Records the first failure (at byte pos) and returns false. expected: what would have
 // been valid there, when the failure is of that kind.
-#if defined(__GNUC__)
-__attribute__((format(printf, 5, 6)))
-#endif
+JSON_PRINTF(5, 6)
 static bool fail(Parser *p, size_t pos, const char *expected, bool eof, const char *fmt, ...) {
     if (p->failed) return false;
     p->failed = true;
@@ -159,10 +163,7 @@ static bool fail(Parser *p, size_t pos, const char *expected, bool eof, const ch
 
 static const char *describe(const Parser *p, size_t pos, char *buf, size_t cap) {
     unsigned char c = p->s[pos];
-    if (c >= 0x20 && c < 0x7F)
-        snprintf(buf, cap, "'%c'", c);
-    else
-        snprintf(buf, cap, "byte 0x%02x", c);
+    snprintf(buf, cap, c >= 0x20 && c < 0x7F ? "'%c'" : "byte 0x%02x", c);
     return buf;
 }
 
@@ -281,7 +282,8 @@ static bool parse_string(Parser *p, const char **out, size_t *out_len) {
                         "control character 0x%02x inside a string (escape it, e.g. \\n)", c);
         if (c >= 0x80) {
             size_t len = utf8_len(p->s + p->pos, p->n - p->pos);
-            if (!len) return fail(p, p->pos, NULL, false, "invalid UTF-8 (byte 0x%02x) in a string", c);
+            if (!len)
+                return fail(p, p->pos, NULL, false, "invalid UTF-8 (byte 0x%02x) in a string", c);
             memcpy(p->buf + o, p->s + p->pos, len);
             o += len;
             p->pos += len;
@@ -310,8 +312,7 @@ static bool parse_string(Parser *p, const char **out, size_t *out_len) {
                         (unsigned char)e);
         }
         int u = hex4(p, p->pos + 2);
-        if (u < 0)
-            return fail(p, p->pos, "4 hex digits", false, "expected 4 hex digits after \\u");
+        if (u < 0) return fail(p, p->pos, "4 hex digits", false, "expected 4 hex digits after \\u");
         size_t esc = p->pos;
         p->pos += 6;
         if (u >= 0xD800 && u < 0xDC00) {  // a high surrogate: its low half must follow
@@ -342,6 +343,11 @@ static bool parse_string(Parser *p, const char **out, size_t *out_len) {
     return true;
 }
 
+static bool no_digit(Parser *p, size_t at, const char *context) {
+    p->pos = at;
+    return fail_expected(p, "a digit", context);
+}
+
 // -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?: keeps the text, a double, and the exact
 // value when it is an integer literal within int64.
 static bool parse_number(Parser *p, JsonValue *v) {
@@ -350,10 +356,7 @@ static bool parse_number(Parser *p, JsonValue *v) {
     bool neg = i < p->n && s[i] == '-', is_int = true;
     uint64_t mag = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     if (neg) i++;
-    if (i >= p->n || s[i] < '0' || s[i] > '9') {
-        p->pos = i;
-        return fail_expected(p, "a digit", "after '-'");
-    }
+    if (i >= p->n || s[i] < '0' || s[i] > '9') return no_digit(p, i, "after '-'");
     if (s[i] == '0' && i + 1 < p->n && s[i + 1] >= '0' && s[i + 1] <= '9')
         return fail(p, i, NULL, false, "numbers cannot have leading zeros");
     for (; i < p->n && s[i] >= '0' && s[i] <= '9'; i++) {
@@ -365,10 +368,7 @@ static bool parse_number(Parser *p, JsonValue *v) {
         is_int = false;
         size_t f0 = ++i;
         while (i < p->n && s[i] >= '0' && s[i] <= '9') i++;
-        if (i == f0) {
-            p->pos = i;
-            return fail_expected(p, "a digit", "after '.'");
-        }
+        if (i == f0) return no_digit(p, i, "after '.'");
     }
     if (i < p->n && (s[i] == 'e' || s[i] == 'E')) {
         is_int = false;
@@ -376,10 +376,7 @@ static bool parse_number(Parser *p, JsonValue *v) {
         if (i < p->n && (s[i] == '+' || s[i] == '-')) i++;
         size_t e0 = i;
         while (i < p->n && s[i] >= '0' && s[i] <= '9') i++;
-        if (i == e0) {
-            p->pos = i;
-            return fail_expected(p, "a digit", "in the exponent");
-        }
+        if (i == e0) return no_digit(p, i, "in the exponent");
     }
     char *text = arena_get(p->doc, i - start + 1);
     if (!text) return oom(p);
@@ -721,8 +718,8 @@ int json_as_int(const JsonDoc *doc, const JsonValue *v, const char *what, int64_
                       what, (long long)lo, (long long)hi, found_str(v, found, sizeof found));
 }
 
-int json_as_number(const JsonDoc *doc, const JsonValue *v, const char *what, double *out,
-                   char *err, size_t errlen) {
+int json_as_number(const JsonDoc *doc, const JsonValue *v, const char *what, double *out, char *err,
+                   size_t errlen) {
     if (v->type == JSON_NUMBER && v->d - v->d == 0) {  // finite
         *out = v->d;
         return 0;
@@ -768,8 +765,8 @@ static const JsonValue *lookup(const JsonDoc *doc, const JsonValue *obj, const c
     return *rc ? NULL : json_get(obj, key);
 }
 
-int json_get_int(const JsonDoc *doc, const JsonValue *obj, const char *key, int64_t lo,
-                 int64_t hi, int64_t *out, char *err, size_t errlen) {
+int json_get_int(const JsonDoc *doc, const JsonValue *obj, const char *key, int64_t lo, int64_t hi,
+                 int64_t *out, char *err, size_t errlen) {
     char what[128];
     int rc;
     const JsonValue *v = lookup(doc, obj, key, what, sizeof what, &rc, err, errlen);

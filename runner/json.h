@@ -115,8 +115,8 @@ int json_errat(const JsonDoc *doc, size_t pos, char *err, size_t errlen, const c
 // [1, 64], found 1.5" in err.
 int json_as_int(const JsonDoc *doc, const JsonValue *v, const char *what, int64_t lo, int64_t hi,
                 int64_t *out, char *err, size_t errlen);
-int json_as_number(const JsonDoc *doc, const JsonValue *v, const char *what, double *out,
-                   char *err, size_t errlen);  // finite numbers only
+int json_as_number(const JsonDoc *doc, const JsonValue *v, const char *what, double *out, char *err,
+                   size_t errlen);  // finite numbers only
 int json_as_bool(const JsonDoc *doc, const JsonValue *v, const char *what, bool *out, char *err,
                  size_t errlen);
 // A string without NULs (usable as a C string).
@@ -125,8 +125,8 @@ int json_as_string(const JsonDoc *doc, const JsonValue *v, const char *what, con
 
 // obj[key] as a given type: 1 when present and valid (*out set), 0 when absent (*out, the
 // default, untouched), -1 with a message when obj is not an object or the value is wrong.
-int json_get_int(const JsonDoc *doc, const JsonValue *obj, const char *key, int64_t lo,
-                 int64_t hi, int64_t *out, char *err, size_t errlen);
+int json_get_int(const JsonDoc *doc, const JsonValue *obj, const char *key, int64_t lo, int64_t hi,
+                 int64_t *out, char *err, size_t errlen);
 int json_get_number(const JsonDoc *doc, const JsonValue *obj, const char *key, double *out,
                     char *err, size_t errlen);
 int json_get_bool(const JsonDoc *doc, const JsonValue *obj, const char *key, bool *out, char *err,

@@ -86,6 +86,7 @@ static void silu_span(float *y, const float *x, int64_t n) {
 #define ACT_SPANS(n, body)                                            \
     do {                                                              \
         int64_t n_ = (n);                                             \
+        if (n_ <= 0) break;                                           \
         int nt_ = n_ > ACT_PAR_MIN ? cpu_threads() : 1;               \
         _Pragma("omp parallel for schedule(static) num_threads(nt_)") \
         for (int p_ = 0; p_ < nt_; p_++) {                            \

@@ -125,6 +125,12 @@ void cpu_blas_single_end(int prev);
 void cpu_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
 
+// The same with a bias: C = alpha * op(A) op(B) + bias, bias_n (N) added to every row or
+// bias_m (M) to every column (one of them non-NULL; beta is then ignored).
+void cpu_sgemm_bias(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc, const float *bias_n,
+                    const float *bias_m);
+
 // The same on one thread (for use inside a parallel region with cpu_blas_single_begin).
 void cpu_sgemm_serial(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc);

@@ -4,7 +4,7 @@
 #include "cpu_internal.h"
 
 // out (M, N) = x (M, K) @ w^T + b. The bias is written first and the GEMM accumulates
-// onto it (beta = 1): OpenBLAS would otherwise spend a pass zeroing C.
+// onto it (beta = 1): OpenBLAS would otherwise spend the same pass zeroing C.
 void cpu_linear(Tensor *out, const Tensor *x, const Tensor *w, const Tensor *b) {
     CPU_CHECK_F32("linear", out);
     CPU_CHECK_F32("linear", x);
@@ -19,18 +19,8 @@ void cpu_linear(Tensor *out, const Tensor *x, const Tensor *w, const Tensor *b) 
         CPU_CHECK_SHAPES("linear", tensor_numel(b) == N, b, w, "bias must have w's out-features");
     }
     CPU_CHECK(out->data != x->data, "linear: out must not alias x");
-    float *o = out->data;
-    float beta = 0.0f;
-    if (b) {
-        const float *bias = b->data;
-#pragma omp parallel for schedule(static) if (M * N > 65536)
-        for (int64_t i = 0; i < M; i++) {
-            float *row = o + i * N;
-            for (int64_t j = 0; j < N; j++) row[j] = bias[j];
-        }
-        beta = 1.0f;
-    }
-    cpu_sgemm(0, 1, (int)M, (int)N, (int)K, 1.0f, x->data, (int)K, w->data, (int)K, beta, o, (int)N);
+    cpu_sgemm_bias(0, 1, (int)M, (int)N, (int)K, 1.0f, x->data, (int)K, w->data, (int)K, 0.0f, out->data, (int)N,
+                   b ? (const float *)b->data : NULL, NULL);
 }
 
 // Leading dims of a (.., M, K) tensor as one batch count.

@@ -44,25 +44,57 @@ void cpu_sgemm_serial(int trans_a, int trans_b, int M, int N, int K, float alpha
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void cpu_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-               const float *B, int ldb, float beta, float *C, int ldc) {
+// C rows [m0, m1) x columns [n0, n1) = bias: bias_n[n] per column or bias_m[m] per row.
+static void fill_bias(float *C, int ldc, int m0, int m1, int n0, int n1, const float *bias_n, const float *bias_m) {
+    for (int m = m0; m < m1; m++) {
+        float *row = C + (size_t)m * ldc;
+        if (bias_n) {
+            for (int n = n0; n < n1; n++) row[n] = bias_n[n];
+        } else {
+            float v = bias_m[m];
+            for (int n = n0; n < n1; n++) row[n] = v;
+        }
+    }
+}
+
+// One part of a split GEMM: rows [m0, m1) or columns [n0, n1) of C.
+static void sgemm_part(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc, const float *bias_n,
+                       const float *bias_m, int split_m, int s, int e) {
+    int m0 = split_m ? s : 0, m1 = split_m ? e : M, n0 = split_m ? 0 : s, n1 = split_m ? N : e;
+    if (bias_n || bias_m) {  // the GEMM then accumulates onto the bias (beta = 1)
+        fill_bias(C, ldc, m0, m1, n0, n1, bias_n, bias_m);
+        beta = 1.0f;
+    }
+    const float *a = trans_a ? A + m0 : A + (size_t)m0 * lda;
+    const float *b = trans_b ? B + (size_t)n0 * ldb : B + n0;
+    cpu_sgemm_serial(trans_a, trans_b, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, beta, C + (size_t)m0 * ldc + n0,
+                     ldc);
+}
+
+void cpu_sgemm_bias(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc, const float *bias_n,
+                    const float *bias_m) {
     int nt = cpu_threads();
     double flops = 2.0 * M * N * K;
+    if (M <= 0 || N <= 0) return;
+    // Each part packs the other operand whole: splitting M repeats B's packing (K x N) per
+    // part, splitting N repeats A's (M x K), so split the longer side.
+    int split_m = M >= N;
     if (omp_in_parallel()) {  // the caller's region owns the threads (and BLAS's setting)
-        cpu_sgemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        sgemm_part(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias_n, bias_m, 1, 0, M);
         return;
     }
     if (nt <= 1 || flops < 4e6) {
         // Small: one thread. OpenBLAS's pool stays asleep too; woken, its threads would
         // spin for a while and compete with the next OpenMP region for the cores.
         int prev = cpu_blas_single_begin();
-        cpu_sgemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        sgemm_part(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias_n, bias_m, 1, 0, M);
         cpu_blas_single_end(prev);
         return;
     }
-    // Split the longer of M and N into nt parts, rounded to 16 rows/columns so the BLAS
-    // micro-kernel sees full panels.
-    int split_m = M >= N || M >= 64 * nt;
+    // nt parts, rounded to 16 rows/columns so the BLAS micro-kernel sees full panels. Each thread writes the bias of its own part right
+    // before its GEMM, while that part is in its cache.
     int len = split_m ? M : N;
     int part = (len + nt - 1) / nt;
     part = (part + 15) & ~15;
@@ -70,16 +102,15 @@ void cpu_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
     int prev = cpu_blas_single_begin();
 #pragma omp parallel for num_threads(nt) schedule(static, 1)
     for (int p = 0; p < nparts; p++) {
-        int s = p * part, n = len - s < part ? len - s : part;
-        if (split_m) {
-            const float *a = trans_a ? A + s : A + (size_t)s * lda;
-            cpu_sgemm_serial(trans_a, trans_b, n, N, K, alpha, a, lda, B, ldb, beta, C + (size_t)s * ldc, ldc);
-        } else {
-            const float *b = trans_b ? B + (size_t)s * ldb : B + s;
-            cpu_sgemm_serial(trans_a, trans_b, M, n, K, alpha, A, lda, b, ldb, beta, C + s, ldc);
-        }
+        int s = p * part, e = len - s < part ? len : s + part;
+        sgemm_part(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias_n, bias_m, split_m, s, e);
     }
     cpu_blas_single_end(prev);
+}
+
+void cpu_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc) {
+    cpu_sgemm_bias(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL);
 }
 
 // ---- per-thread scratch ----------------------------------------------------------------

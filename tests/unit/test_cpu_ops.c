@@ -4,7 +4,8 @@
 //      Bk = 1 one, causal across tile borders, key counts that are not a multiple of the
 //      key tile, a single key, wide and odd heads, large logits; the same bits on 1 and 2
 //      threads; both implementations (AVX-512 kernels and OpenBLAS tiles)
-//   3. in-place use (out == x) of the ops that allow it
+//   3. in-place use (out == x) of the ops that allow it, and the CPU-only extensions
+//      (matmul with b shared by the batch, negative concat dim)
 //   4. the vectorised exp against libm over the whole float range
 // Tolerances: fp32 results within 2e-5 * max(1, max |ref|) of a double-precision reference.
 #include <math.h>
@@ -42,6 +43,8 @@ static Tensor rnd(float amp, int ndim, const int64_t *shape) {
     return t;
 }
 #define RND(amp, ...) rnd((amp), NDIM(__VA_ARGS__), SHAPE(__VA_ARGS__))
+
+#define F(t) ((float *)(t).data)
 
 static double max_err(const float *a, const float *b, int64_t n, double *mag) {
     double e = 0, m = 1;
@@ -165,6 +168,29 @@ static void test_in_place(void) {
     free(x.data), free(y.data), free(g.data), free(b.data), free(ref.data), free(bc.data);
 }
 
+// ---- CPU extensions beyond ops.h: matmul with b shared by the batch, concat dim -1 ----------
+static void test_extensions(void) {
+    Tensor a = RND(1.0f, 3, 5, 7), b = RND(1.0f, 1, 7, 4), o = RND(0.0f, 3, 5, 4);
+    cpu_matmul(&o, &a, &b, 0, 2.0f);
+    double err = 0;
+    for (int i = 0; i < 3; i++)
+        for (int m = 0; m < 5; m++)
+            for (int n = 0; n < 4; n++) {
+                double s = 0;
+                for (int k = 0; k < 7; k++) s += (double)F(a)[(i * 5 + m) * 7 + k] * F(b)[k * 4 + n];
+                err = fmax(err, fabs(2.0 * s - F(o)[(i * 5 + m) * 4 + n]));
+            }
+    EXPECT(err < 1e-5, "matmul with a shared b: max abs err %.3e", err);
+    Tensor c1 = RND(1.0f, 2, 3), c2 = RND(1.0f, 2, 2), co = RND(0.0f, 2, 5);
+    cpu_concat(&co, &c1, &c2, -1);
+    int ok = 1;
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < 5; j++) ok &= F(co)[r * 5 + j] == (j < 3 ? F(c1)[r * 3 + j] : F(c2)[r * 2 + j - 3]);
+    EXPECT(ok, "concat along dim -1 differs");
+    printf("matmul with shared b (max abs err %.2e), concat dim -1: checked\n", err);
+    free(a.data), free(b.data), free(o.data), free(c1.data), free(c2.data), free(co.data);
+}
+
 // ---- exp -------------------------------------------------------------------------------------------
 static void test_exp(void) {
     double e1 = 0, e2 = 0;
@@ -192,6 +218,7 @@ int main(void) {
     EXPECT(failed == 0, "%d selfcheck comparisons failed", failed);
     test_attention();
     test_in_place();
+    test_extensions();
     test_exp();
     if (g_failures) {
         printf("%d FAILED\n", g_failures);

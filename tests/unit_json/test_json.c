@@ -60,13 +60,15 @@ static void case_valid(void) {
     for (int i = 0; i < 8; i++)
         CHECK(!strcmp(r->members[i].key, order[i]), "member %d is %s", i, r->members[i].key);
     CHECK(str_is(json_get(r, "name"), "unet", 4), "name");
-    CHECK(json_get(r, "empty_obj")->type == JSON_OBJECT && json_count(json_get(r, "empty_obj")) == 0,
-          "empty object");
+    CHECK(
+        json_get(r, "empty_obj")->type == JSON_OBJECT && json_count(json_get(r, "empty_obj")) == 0,
+        "empty object");
     CHECK(json_get(r, "empty_arr")->type == JSON_ARRAY && json_count(json_get(r, "empty_arr")) == 0,
           "empty array");
     CHECK(str_is(json_get(r, "esc"), "q\" b\\ s/ \b\f\n\r\t", 14), "escapes: %s",
           json_get(r, "esc")->str);
-    const char uni[] = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 raw \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    const char uni[] =
+        "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 raw \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
     CHECK(str_is(json_get(r, "uni"), uni, sizeof uni - 1), "\\u escapes and raw UTF-8");
     CHECK(str_is(json_get(r, "nul"), "a\0b", 3), "\\u0000 kept, len 3");
     const JsonValue *list = json_get(r, "list");
@@ -98,8 +100,8 @@ static void case_valid(void) {
 
     // any value at the top, surrounded by whitespace
     const char *tops[] = {"42", " \"s\" ", "null", "\n\ttrue\r\n", "[]", "-0.5e1"};
-    const JsonType types[] = {JSON_NUMBER, JSON_STRING, JSON_NULL, JSON_BOOL, JSON_ARRAY,
-                              JSON_NUMBER};
+    const JsonType types[] = {JSON_NUMBER, JSON_STRING, JSON_NULL,
+                              JSON_BOOL,   JSON_ARRAY,  JSON_NUMBER};
     for (int i = 0; i < 6; i++) {
         doc = parse(tops[i], NULL, &e);
         CHECK(doc && json_root(doc)->type == types[i], "top-level '%s': %s", tops[i],
@@ -187,7 +189,8 @@ static void case_syntax(void) {
         size_t o = 0;
         for (size_t k = 0; k < len && o < 40; k++) {
             unsigned char ch = (unsigned char)c->text[k];
-            o += (size_t)snprintf(shown + o, sizeof shown - o, ch >= 0x20 && ch < 0x7F ? "%c" : "\\x%02x", ch);
+            o += (size_t)snprintf(shown + o, sizeof shown - o,
+                                  ch >= 0x20 && ch < 0x7F ? "%c" : "\\x%02x", ch);
         }
         printf("  %-26s -> %s\n", shown, doc ? "(accepted)" : e.msg);
         CHECK(doc == NULL, "case %zu was accepted", i);
@@ -200,8 +203,8 @@ static void case_syntax(void) {
         char head[128];
         snprintf(head, sizeof head, "bad.json: line %d, column %d (byte %zu): ", c->line, c->col,
                  c->byte);
-        CHECK(!strncmp(e.msg, head, strlen(head)), "case %zu: message '%s' does not start '%s'",
-              i, e.msg, head);
+        CHECK(!strncmp(e.msg, head, strlen(head)), "case %zu: message '%s' does not start '%s'", i,
+              e.msg, head);
     }
     // the JSON Pointer of the place, and what callers can build from it
     JsonError e;
@@ -218,8 +221,7 @@ static void case_syntax(void) {
     CHECK(json_pointer_part(ptr, 4, part, sizeof part) == -1, "past the end");
     CHECK(json_pointer_part("/abcdefgh", 0, part, 4) == 8 && !strcmp(part, "abc"), "cut");
     CHECK(!parse("{\"a\": 1, \"b\" 2}", NULL, &e) && !strcmp(e.path, "/b"), "path %s", e.path);
-    CHECK(!parse("{\"a\": 1,, }", NULL, &e) && !strcmp(e.path, ""), "between members: %s",
-          e.path);
+    CHECK(!parse("{\"a\": 1,, }", NULL, &e) && !strcmp(e.path, ""), "between members: %s", e.path);
     CHECK(json_parse("x", "[", 1, NULL, NULL) == NULL, "err may be NULL");
 }
 
@@ -358,8 +360,8 @@ static void case_numbers(void) {
               "%s: is_int %d i %lld", k[n].text, v->is_int, (long long)v->i);
         CHECK(v->d == k[n].d && !signbit(v->d) == !signbit(k[n].d), "%s: d %.17g want %.17g",
               k[n].text, v->d, k[n].d);
-        CHECK(!strcmp(v->str, k[n].text) && v->len == strlen(k[n].text), "%s: text '%s'",
-              k[n].text, v->str);
+        CHECK(!strcmp(v->str, k[n].text) && v->len == strlen(k[n].text), "%s: text '%s'", k[n].text,
+              v->str);
         json_free(doc);
     }
     // a thousand digits: the text is kept whole, the double saturates
@@ -382,20 +384,20 @@ static void case_utf8(void) {
         size_t byte;
         unsigned bad;
     } bad[] = {
-        {"\"\x80\"", 1, 0x80},                  // a continuation byte alone
-        {"\"ab\xbf\"", 3, 0xbf},                //
-        {"\"\xc0\xaf\"", 1, 0xc0},              // overlong '/'
-        {"\"\xc1\xbf\"", 1, 0xc1},              // overlong
-        {"\"\xe0\x80\xaf\"", 1, 0xe0},          // overlong, 3 bytes
-        {"\"\xf0\x80\x80\xaf\"", 1, 0xf0},      // overlong, 4 bytes
-        {"\"\xed\xa0\x80\"", 1, 0xed},          // an encoded UTF-16 surrogate
-        {"\"\xf4\x90\x80\x80\"", 1, 0xf4},      // past U+10FFFF
-        {"\"\xf5\x80\x80\x80\"", 1, 0xf5},      //
-        {"\"\xff\"", 1, 0xff},                  //
-        {"\"\xe2\x82\"", 1, 0xe2},              // cut short by the quote
-        {"\"x\xc3", 2, 0xc3},                   // cut short by the end
-        {"\"\xc3\xa9\xc3\x28\"", 3, 0xc3},      // the second character is bad
-        {"{\"\xc3\x28\": 1}", 2, 0xc3},         // in a key
+        {"\"\x80\"", 1, 0x80},              // a continuation byte alone
+        {"\"ab\xbf\"", 3, 0xbf},            //
+        {"\"\xc0\xaf\"", 1, 0xc0},          // overlong '/'
+        {"\"\xc1\xbf\"", 1, 0xc1},          // overlong
+        {"\"\xe0\x80\xaf\"", 1, 0xe0},      // overlong, 3 bytes
+        {"\"\xf0\x80\x80\xaf\"", 1, 0xf0},  // overlong, 4 bytes
+        {"\"\xed\xa0\x80\"", 1, 0xed},      // an encoded UTF-16 surrogate
+        {"\"\xf4\x90\x80\x80\"", 1, 0xf4},  // past U+10FFFF
+        {"\"\xf5\x80\x80\x80\"", 1, 0xf5},  //
+        {"\"\xff\"", 1, 0xff},              //
+        {"\"\xe2\x82\"", 1, 0xe2},          // cut short by the quote
+        {"\"x\xc3", 2, 0xc3},               // cut short by the end
+        {"\"\xc3\xa9\xc3\x28\"", 3, 0xc3},  // the second character is bad
+        {"{\"\xc3\x28\": 1}", 2, 0xc3},     // in a key
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         JsonError e;
@@ -456,22 +458,23 @@ static void case_getters(void) {
     CHECK(json_get_int(doc, r, "absent", 0, 100, &i, err, sizeof err) == 0 && i == 7,
           "absent keeps the default");
     CHECK(json_get_int(doc, r, "i", 0, 10, &i, err, sizeof err) == -1 && i == 7, "range");
-    CHECK(!strcmp(err, "t.json: line 1, column 7 (byte 6): \"i\": expected an integer in [0, 10], "
-                       "found 42"),
+    CHECK(!strcmp(err,
+                  "t.json: line 1, column 7 (byte 6): \"i\": expected an integer in [0, 10], "
+                  "found 42"),
           "message: %s", err);
     CHECK(json_get_int(doc, r, "f", 0, 10, &i, err, sizeof err) == -1 && strstr(err, "found 1.5"),
           "fraction: %s", err);
     CHECK(json_get_int(doc, r, "big", 0, 10000, &i, err, sizeof err) == -1 &&
               strstr(err, "found 1e3"),
           "1e3 is written as a float: %s", err);
-    CHECK(json_get_int(doc, r, "s", 0, 10, &i, err, sizeof err) == -1 &&
-              strstr(err, "found \"x\""),
+    CHECK(json_get_int(doc, r, "s", 0, 10, &i, err, sizeof err) == -1 && strstr(err, "found \"x\""),
           "string: %s", err);
     CHECK(json_get_number(doc, r, "big", &d, err, sizeof err) == 1 && d == 1000.0, "number");
     CHECK(json_get_number(doc, r, "i", &d, err, sizeof err) == 1 && d == 42.0, "int as number");
     CHECK(json_get_number(doc, r, "inf", &d, err, sizeof err) == -1 &&
-              strstr(err, "line 2, column 45 (byte 108): \"inf\": expected a finite number, "
-                          "found 1e999"),
+              strstr(err,
+                     "line 2, column 45 (byte 108): \"inf\": expected a finite number, "
+                     "found 1e999"),
           "infinite: %s", err);
     CHECK(json_get_number(doc, r, "n", &d, err, sizeof err) == -1 && strstr(err, "found null"),
           "null: %s", err);
@@ -515,9 +518,10 @@ static void case_file(void) {
         perror(path);
         exit(2);
     }
-    fputs("{\n  \"_class_name\": \"UNet2DConditionModel\",\n  \"sample_size\": 128,\n"
-          "  \"block_out_channels\": [320, 640, 1280]\n}\n",
-          f);
+    fputs(
+        "{\n  \"_class_name\": \"UNet2DConditionModel\",\n  \"sample_size\": 128,\n"
+        "  \"block_out_channels\": [320, 640, 1280]\n}\n",
+        f);
     fclose(f);
     JsonError e;
     JsonDoc *doc = json_parse_file(path, NULL, &e);
@@ -605,8 +609,8 @@ static void case_mutations(void) {
         for (int k = 1 + (int)rnd(3); k > 0 && n > 1; k--) {  // 1-3 damages
             size_t at = rnd((uint32_t)n);
             switch (rnd(4)) {
-            case 0: buf[at] = (char)rnd(256); break;                         // replace a byte
-            case 1: buf[at] = "{}[]\",:\\ 0e-.u"[rnd(15)]; break;            // a JSON character
+            case 0: buf[at] = (char)rnd(256); break;                          // replace a byte
+            case 1: buf[at] = "{}[]\",:\\ 0e-.u"[rnd(15)]; break;             // a JSON character
             case 2: memmove(buf + at, buf + at + 1, n - at - 1), n--; break;  // delete
             case 3: n = at + 1; break;                                        // truncate
             }
@@ -640,9 +644,9 @@ static const struct {
     const char *name;
     void (*fn)(void);
 } k_cases[] = {
-    {"valid", case_valid},         {"syntax", case_syntax}, {"duplicates", case_duplicates},
-    {"depth", case_depth},         {"numbers", case_numbers}, {"utf8", case_utf8},
-    {"getters", case_getters},     {"file", case_file},     {"mutations", case_mutations},
+    {"valid", case_valid},     {"syntax", case_syntax},   {"duplicates", case_duplicates},
+    {"depth", case_depth},     {"numbers", case_numbers}, {"utf8", case_utf8},
+    {"getters", case_getters}, {"file", case_file},       {"mutations", case_mutations},
 };
 
 int main(int argc, char **argv) {
