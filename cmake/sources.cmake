@@ -66,6 +66,7 @@ endif()
 
 add_executable(storyrun runner/main.c)
 target_link_libraries(storyrun PRIVATE story_runtime)
+include(${CMAKE_SOURCE_DIR}/cmake/weights.cmake)  # zlib, the shipped CLIP vocabulary
 
 if(STORY_TESTS)
   enable_testing()

@@ -424,6 +424,10 @@ static void build_cases(void) {
     add_conv(s, "conv2d 3x3 s1 p1 winograd, tiled", 2, 16, 72, 64, 63, 3, 1, 1, 1);
     add_conv(s, "conv2d 3x3 s1 p1 winograd, all tiles", 1, 32, 40, 31, 33, 3, 1, 1, 1);
     add_conv(s, "conv2d 3x3 s1 p0 winograd, all tiles", 2, 32, 32, 24, 26, 3, 1, 0, 0);
+    add_conv(s, "conv2d 3x3 s2 p1 winograd, tiled", 2, 16, 72, 127, 128, 3, 2, 1, 1);
+    add_conv(s, "conv2d 3x3 s2 p1 winograd, all tiles", 1, 24, 40, 33, 30, 3, 2, 1, 1);
+    add_conv(s, "conv2d 3x3 s2 p0 winograd, all tiles", 2, 16, 20, 20, 23, 3, 2, 0, 0);
+    add_conv(s, "conv2d 3x3 s2 p2 winograd, all tiles", 1, 16, 16, 15, 15, 3, 2, 2, 1);
 
     c = case_add("group_norm", 1e-5f, run_group_norm);
     c->in[0] = RAND(s, -2, 3, 2, 12, 5, 6), c->in[1] = RAND(s, 0.5f, 1.5f, 12), c->in[2] = RAND(s, -1, 1, 12);

@@ -11,72 +11,57 @@
 
 // ---- config -----------------------------------------------------------------------------
 
-// obj[key] as an integer in [lo, hi]; absent: *out = def, or an error when def < lo.
-static int cfg_int(const JsonValue *obj, const char *where, const char *key, int lo, int hi, int def,
-                   int *out, char *err, size_t errlen) {
-    const JsonValue *v = json_get(obj, key);
-    if (!v || v->type == JSON_NULL) {
-        if (def < lo) return snprintf(err, errlen, "%s: \"%s\" is missing", where, key), -1;
-        *out = def;
-        return 0;
-    }
-    if (v->type != JSON_NUMBER || !v->is_int || v->i < lo || v->i > hi)
-        return snprintf(err, errlen, "%s: \"%s\": expected an integer in [%d, %d], found %s", where,
-                        key, lo, hi, v->type == JSON_NUMBER ? v->str : json_type_name(v->type)),
-               -1;
-    *out = (int)v->i;
+// doc's root[key] as an integer in [lo, hi]; absent: *out = def.
+static int cfg_int(const JsonDoc *doc, const char *key, int lo, int hi, int def, int *out, char *err,
+                   size_t errlen) {
+    int64_t v = def;
+    if (json_get_int(doc, json_root(doc), key, lo, hi, &v, err, errlen) < 0) return -1;
+    *out = (int)v;
     return 0;
 }
 
 int clip_text_config(ClipTextConfig *cfg, const Weights *w, const char *component, int with_projection,
                      char *err, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
-    char where[512];
-    snprintf(where, sizeof where, "%s: %s config", weights_path(w), component);
-    const JsonValue *c = weights_config(w, component);
-    if (!c || c->type != JSON_OBJECT)
-        return snprintf(err, errlen, "%s: missing (no config.json for %s)", where, component), -1;
+    const JsonDoc *doc = weights_config_doc(w, component);
+    if (!doc || json_root(doc)->type != JSON_OBJECT)
+        return snprintf(err, errlen, "%s: %s has no config (config.json)", weights_path(w), component), -1;
+    const char *file = json_file(doc);
     // Defaults are transformers' CLIPTextConfig defaults, used only where a key is absent.
-    if (cfg_int(c, where, "hidden_size", 1, 1 << 16, 512, &cfg->hidden_size, err, errlen) ||
-        cfg_int(c, where, "intermediate_size", 1, 1 << 18, 2048, &cfg->intermediate_size, err, errlen) ||
-        cfg_int(c, where, "num_hidden_layers", 1, 1024, 12, &cfg->num_hidden_layers, err, errlen) ||
-        cfg_int(c, where, "num_attention_heads", 1, 1024, 8, &cfg->num_attention_heads, err, errlen) ||
-        cfg_int(c, where, "max_position_embeddings", 1, 1 << 16, 77, &cfg->max_position_embeddings,
-                err, errlen) ||
-        cfg_int(c, where, "vocab_size", 1, 1 << 24, 49408, &cfg->vocab_size, err, errlen) ||
-        cfg_int(c, where, "eos_token_id", 0, 1 << 24, 49407, &cfg->eos_token_id, err, errlen) ||
-        cfg_int(c, where, "projection_dim", 1, 1 << 16, 512, &cfg->projection_dim, err, errlen))
+    if (cfg_int(doc, "hidden_size", 1, 1 << 16, 512, &cfg->hidden_size, err, errlen) ||
+        cfg_int(doc, "intermediate_size", 1, 1 << 18, 2048, &cfg->intermediate_size, err, errlen) ||
+        cfg_int(doc, "num_hidden_layers", 1, 1024, 12, &cfg->num_hidden_layers, err, errlen) ||
+        cfg_int(doc, "num_attention_heads", 1, 1024, 8, &cfg->num_attention_heads, err, errlen) ||
+        cfg_int(doc, "max_position_embeddings", 1, 1 << 16, 77, &cfg->max_position_embeddings, err,
+                errlen) ||
+        cfg_int(doc, "vocab_size", 1, 1 << 24, 49408, &cfg->vocab_size, err, errlen) ||
+        cfg_int(doc, "eos_token_id", 0, 1 << 24, 49407, &cfg->eos_token_id, err, errlen) ||
+        cfg_int(doc, "projection_dim", 1, 1 << 16, 512, &cfg->projection_dim, err, errlen))
         return -1;
     if (!with_projection) cfg->projection_dim = 0;
     if (cfg->hidden_size % cfg->num_attention_heads)
         return snprintf(err, errlen, "%s: hidden_size %d is not a multiple of num_attention_heads %d",
-                        where, cfg->hidden_size, cfg->num_attention_heads),
+                        file, cfg->hidden_size, cfg->num_attention_heads),
                -1;
-    const JsonValue *act = json_get(c, "hidden_act");
-    cfg->act = CLIP_ACT_QUICK_GELU;
-    if (act) {
-        if (act->type != JSON_STRING)
-            return snprintf(err, errlen, "%s: \"hidden_act\": expected a string", where), -1;
-        if (!strcmp(act->str, "quick_gelu"))
-            cfg->act = CLIP_ACT_QUICK_GELU;
-        else if (!strcmp(act->str, "gelu"))
-            cfg->act = CLIP_ACT_GELU;
-        else if (!strcmp(act->str, "gelu_new") || !strcmp(act->str, "gelu_pytorch_tanh"))
-            cfg->act = CLIP_ACT_GELU_TANH;
-        else
-            return snprintf(err, errlen,
-                            "%s: \"hidden_act\": \"%s\" is not supported (quick_gelu, gelu, gelu_new, "
-                            "gelu_pytorch_tanh)",
-                            where, act->str),
-                   -1;
-    }
+    const char *act = "quick_gelu";
+    if (json_get_string(doc, json_root(doc), "hidden_act", &act, err, errlen) < 0) return -1;
+    if (!strcmp(act, "quick_gelu"))
+        cfg->act = CLIP_ACT_QUICK_GELU;
+    else if (!strcmp(act, "gelu"))
+        cfg->act = CLIP_ACT_GELU;
+    else if (!strcmp(act, "gelu_new") || !strcmp(act, "gelu_pytorch_tanh"))
+        cfg->act = CLIP_ACT_GELU_TANH;
+    else
+        return snprintf(err, errlen,
+                        "%s: \"hidden_act\": \"%s\" is not supported (quick_gelu, gelu, gelu_new, "
+                        "gelu_pytorch_tanh)",
+                        file, act),
+               -1;
     double eps = 1e-5;
-    const JsonValue *e = json_get(c, "layer_norm_eps");
-    if (e) {
-        if (e->type != JSON_NUMBER || !(e->d > 0 && e->d < 1))
-            return snprintf(err, errlen, "%s: \"layer_norm_eps\": expected a number in (0, 1)", where), -1;
-        eps = e->d;
-    }
+    if (json_get_number(doc, json_root(doc), "layer_norm_eps", &eps, err, errlen) < 0) return -1;
+    if (!(eps > 0 && eps < 1))
+        return snprintf(err, errlen, "%s: \"layer_norm_eps\": expected a number in (0, 1), found %g", file, eps),
+               -1;
     cfg->layer_norm_eps = (float)eps;
     return 0;
 }

@@ -81,8 +81,7 @@ const JsonValue *weights_config(const Weights *w, const char *component);
 // dtype dt, checking that it has exactly `ndim` dims of `shape`. A missing tensor or a
 // shape mismatch is an error naming the file, the tensor and both shapes.
 int weights_load(const Weights *w, const char *component, const char *name, int ndim,
-                 const int64_t *shape, Arena *a, DType dt, Tensor *out, char *err,
-                 size_t errlen);
+                 const int64_t *shape, Arena *a, DType dt, Tensor *out, char *err, size_t errlen);
 
 // The tokenizer folder for "tokenizer" or "tokenizer_2": the model's own when it has
 // one, else the CLIP vocabulary shipped with storyrun (single-file checkpoints carry

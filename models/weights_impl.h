@@ -6,6 +6,7 @@
 //                     conversion does it
 //   weights_config.c  configs derived from the tensors' names and shapes (diffusers' keys)
 //   weights_check.c   the tensors a family needs, for `storyrun inspect`
+//   weights_tokenizer.c  tokenizer folders (the model's, or storyrun's CLIP vocabulary)
 #pragma once
 #include <stdarg.h>
 #include <stdbool.h>
@@ -27,15 +28,16 @@ typedef struct {
 } WTensor;
 
 #define W_MAX_COMPONENTS 16
+#define W_MAX_SKIPPED 4
 
 typedef struct {
     char name[48];
-    char *dir;           // the component's folder (diffusers layout), NULL for a single file
-    JsonDoc *config;     // config.json, or derived from the tensors (owned)
-    bool derived;        // config made by weights_config.c
-    WTensor *t;          // sorted by name after weights_open
+    char *dir;        // the component's folder (diffusers layout), NULL for a single file
+    JsonDoc *config;  // config.json, or derived from the tensors (owned)
+    bool derived;     // config made by weights_config.c
+    WTensor *t;       // sorted by name after weights_open
     int n, cap;
-    char *tok_dir;       // tokenizer components: the folder to read (owned)
+    char *tok_dir;  // tokenizer components: the folder to read (owned)
 } WComponent;
 
 struct Weights {
@@ -46,8 +48,10 @@ struct Weights {
     int nfiles, files_cap;
     WComponent comp[W_MAX_COMPONENTS];
     int ncomp;
-    int unused;            // single file: tensors no component uses (EMA copies, schedules)
+    int unused;  // single file: tensors no component uses (EMA copies, schedules)
     char unused_example[160];
+    char skipped[W_MAX_SKIPPED][400];  // folder components left out (unreadable, unused)
+    int nskipped;
 };
 
 // err helpers: write a formatted message, return -1.
@@ -55,6 +59,10 @@ struct Weights {
 __attribute__((format(printf, 3, 4)))
 #endif
 int w_err(char *err, size_t errlen, const char *fmt, ...);
+
+char *w_path_join(const char *a, const char *b);  // "a/b", malloc'd
+bool w_is_file(const char *path);
+bool w_file_in(const char *dir, const char *name);
 
 WComponent *w_component(Weights *w, const char *name, bool create);
 const WComponent *w_component_c(const Weights *w, const char *name);

@@ -14,6 +14,9 @@ static void usage(FILE *f) {
             "  selfcheck        run every tensor op on a small problem against the CPU\n"
             "                   reference (and on the GPU when there is one); exit != 0 on a mismatch\n"
             "  devices          list CUDA devices, or say why storyrun runs on the CPU\n"
+            "  inspect PATH     a model's family, components, dtypes, parameters and problems\n"
+            "  tokenize --model PATH PROMPT\n"
+            "                   the token ids of each of the model's tokenizers, and the cut\n"
             "  --version        version, git commit and the features compiled in\n"
             "  --help           this text\n"
             "\n"
@@ -38,6 +41,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "devices")) return job_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "selfcheck")) return job_selfcheck(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect")) return job_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return job_tokenize(argc - 1, argv + 1);
     fprintf(stderr, "storyrun: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

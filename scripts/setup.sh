@@ -26,7 +26,8 @@ JOBS=${STORY_JOBS:-$(nproc 2>/dev/null || echo 2)}
 TEST_TIMEOUT=${STORY_TEST_TIMEOUT:-600}
 
 PACKAGES=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
-          hdf5-tools libyaml-dev libopenblas-dev libpng-dev clang-format)
+          hdf5-tools libyaml-dev libopenblas-dev libpng-dev zlib1g-dev libutf8proc-dev
+          clang-format)
 # The Slurm tests start a one-node cluster on localhost; recommends would pull in mail
 # servers and the like.
 PACKAGES_NO_RECOMMENDS=(slurmctld slurmd slurm-client munge)

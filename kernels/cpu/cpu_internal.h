@@ -146,6 +146,35 @@ void cpu_attn_avx512_item(float *out, const float *q, const KVSegment *segs, int
                           int64_t Lq, int64_t HD, int D, int64_t i0, int rows, int causal, float alpha,
                           float *scratch);
 
+// ---- convolution (conv.c, conv_winograd.c) -----------------------------------------------
+// 3x3 convolution, stride 1 or 2, via Winograd GEMMs; shapes already checked by cpu_conv2d.
+void cpu_conv3x3_winograd(float *out, const float *x, const float *w, const float *bias, int64_t N, int64_t Ci,
+                          int64_t H, int64_t W, int64_t Co, int64_t Ho, int64_t Wo, int stride, int pad, Arena *ws);
+
 // Per-thread scratch that grows and is kept (aligned 64). slot separates independent
 // users within one thread (0..3). Never freed: bounded by the largest problem seen.
 float *cpu_scratch(int slot, size_t nfloats);
+
+// Scratch: from the caller's arena when it has room (released before returning), else from
+// a per-thread buffer that persists (slot 3 is the calling thread's, for shared data).
+typedef struct {
+    Arena *ws;
+    size_t mark;
+} ConvScratch;
+
+// Bump allocation on the caller's host arena, as arena_alloc does (256-byte aligned);
+// NULL when it lacks room. Done here because story_core does not link the arena code.
+static inline float *conv_arena(ConvScratch *cs, size_t nfloats) {
+    Arena *a = cs->ws;
+    if (!a || a->dev != DEV_CPU || !a->base) return NULL;
+    size_t off = (a->used + 255) & ~(size_t)255, bytes = nfloats * sizeof(float);
+    if (off + bytes > a->cap) return NULL;
+    a->used = off + bytes;
+    if (a->used > a->peak) a->peak = a->used;
+    return (float *)(a->base + off);
+}
+
+static inline float *conv_scratch(ConvScratch *cs, size_t nfloats, int slot) {
+    float *p = conv_arena(cs, nfloats);
+    return p ? p : cpu_scratch(slot, nfloats);
+}

@@ -40,12 +40,13 @@ import json
 import os
 import platform
 import shutil
+import struct
 import sys
 import tempfile
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
+from safetensors.numpy import load_file
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -237,6 +238,28 @@ def sdxl_golden(te1, te2, tok1, tok2, golden):
             golden["sdxl.%s.%s" % (c["name"], k)] = got[k].numpy()
 
 
+def write_st(path, tensors, metadata):
+    """Byte-reproducible safetensors (the package's writer orders metadata keys at random):
+    tensors in name order, sorted header keys, padded to 8 bytes; read back to check."""
+    codes = {np.dtype("<f4"): "F32", np.dtype("<i4"): "I32"}
+    header = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        t = np.ascontiguousarray(tensors[name])
+        raw = t.tobytes()
+        header[name] = {"dtype": codes[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    os.replace(path + ".tmp", path)
+    back = load_file(path)
+    assert sorted(back) == sorted(tensors) and all(np.array_equal(back[k], tensors[k]) for k in tensors)
+
+
 def versions():
     v = {"python": platform.python_version()}
     for p in ("torch", "transformers", "diffusers", "numpy", "safetensors", "tokenizers"):
@@ -269,10 +292,10 @@ def main():
             "sdxl_cases": json.dumps(SDXL_CASES, ensure_ascii=False),
             "size": json.dumps([HEIGHT, WIDTH]), "eos_id": str(EOS_ID),
             "versions": json.dumps(versions())}
-    golden = {k: np.ascontiguousarray(v) for k, v in sorted(golden.items())}
+    golden = {k: np.ascontiguousarray(v, dtype=np.int32 if v.dtype.kind == "i" else np.float32)
+              for k, v in golden.items()}
     path = os.path.join(OUT, "golden.safetensors")
-    save_file(golden, path, metadata=meta)
-    os.chmod(path, 0o644)
+    write_st(path, golden, meta)
     with open(os.path.join(OUT, "VERSIONS.md"), "w") as f:
         f.write("# Versions used for tests/golden/clip\n\nWritten by `tests/golden/make_text_golden.py` "
                 "(do not edit by hand; rerun the script).\ntorch ran on the CPU, one thread, "

@@ -19,7 +19,7 @@ Written under tests/golden/models/:
   tiny_sd15.safetensors single file, LDM names (cond_stage_model.transformer.*,
                         model.diffusion_model.*, first_stage_model.*), F16, plus the I64
                         position_ids and F32 schedule buffers real checkpoints carry
-  tiny_sdxl/            diffusers folder: unet/ sharded (index.json + 2 shards, F32),
+  tiny_sdxl/            diffusers folder: unet/ sharded (index.json + 2 shards, BF16),
                         vae/ as the fp16 variant only, text_encoder/ fp16 variant with the
                         flattened names transformers >= 5.6 writes (no "text_model."),
                         text_encoder_2/ fp16 variant (text_model.* + text_projection)
@@ -32,13 +32,15 @@ The tokenizer folders hold the configs of tests/golden/tokenizer/sd15 (pad with
 symbolic links to the shared tests/golden/tokenizer/ files (storyrun reads .gz).
 
 Every weight is made exactly representable in float16 (so the F16 single files and the F32
-folder files hold the same values), and every parameter gets seeded noise on top of its
-initializer (no all-ones norm weights: a swapped name must change a value). The token
-embeddings repeat with a period of TOKEN_PERIOD rows so that git's zlib compresses them;
-ids closer than that still get distinct rows.
+folder files hold the same values; the SDXL UNet's in bfloat16 too, for its BF16 shards), and
+every parameter gets seeded noise on top of its initializer (no all-ones norm weights: a
+swapped name must change a value). The token embeddings repeat with a period of
+TOKEN_PERIOD rows so that git's zlib compresses them; ids closer than that still get
+distinct rows. Sizes: about 22 MB on disk, 5 MB deflated (the 49408-row embeddings are
+16 MB of it, and compress to almost nothing).
 
 Values that the single-file layout cannot carry (attention heads of the tiny widths differ
-from the families' 64-wide heads) are written as safetensors metadata
+from the families' 64-wide heads; 8 groups in the norms, not 32) are written as safetensors metadata
 "storyrun.config.<component>" = a JSON object, which storyrun merges over the config it
 derives from the shapes. Real checkpoints need no such hints.
 
@@ -52,9 +54,9 @@ import platform
 import shutil
 import struct
 import sys
+import gzip
 import tempfile
 import zlib
-import gzip
 
 import numpy as np
 import torch
@@ -84,7 +86,8 @@ VERSIONS = {
 
 # ---- safetensors writer (deterministic) ----------------------------------------------
 
-ST_DTYPES = {torch.float32: ("F32", "<f4"), torch.float16: ("F16", "<f2"), torch.int64: ("I64", "<i8")}
+ST_DTYPES = {torch.float32: ("F32", "<f4"), torch.float16: ("F16", "<f2"), torch.int64: ("I64", "<i8"),
+             torch.bfloat16: ("BF16", None)}
 
 
 def write_st(path, tensors, metadata=None):
@@ -97,7 +100,10 @@ def write_st(path, tensors, metadata=None):
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         code, npt = ST_DTYPES[t.dtype]
-        raw = t.numpy().astype(npt).tobytes()
+        if t.dtype == torch.bfloat16:  # numpy has no bfloat16: its bits as uint16
+            raw = t.view(torch.int16).numpy().astype("<i2").tobytes()
+        else:
+            raw = t.numpy().astype(npt).tobytes()
         header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)
@@ -123,8 +129,9 @@ def f16(sd):
 # ---- tiny models -----------------------------------------------------------------------
 
 
-def seeded_noise(model, seed):
-    """Initializer + seeded noise, then rounded to float16-exact values."""
+def seeded_noise(model, seed, bf16=False):
+    """Initializer + seeded noise, then rounded to float16-exact values (bf16: values exact
+    in both bfloat16 and float16: 8-bit mantissas, magnitudes 0 or >= 2^-14)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in sorted(model.named_parameters()):
@@ -132,7 +139,12 @@ def seeded_noise(model, seed):
             if name.endswith("token_embedding.weight"):
                 base = p[:TOKEN_PERIOD].clone()
                 p.copy_(base[torch.arange(p.shape[0]) % TOKEN_PERIOD])
+            if bf16:
+                p.copy_(p.bfloat16().float())
+                p[p.abs() < 2.0 ** -14] = 0
+                assert torch.equal(p.bfloat16().float(), p), name
             p.copy_(p.half().float())
+            assert not bf16 or torch.equal(p.bfloat16().float(), p), name
     return model.eval()
 
 
@@ -183,7 +195,7 @@ def sdxl_components():
                                 attention_head_dim=(2, 4), use_linear_projection=True,
                                 addition_embed_type="text_time", addition_time_embed_dim=8,
                                 projection_class_embeddings_input_dim=6 * 8 + 24, norm_num_groups=8)
-    unet = seeded_noise(unet, 2002)
+    unet = seeded_noise(unet, 2002, bf16=True)  # the folder stores it as BF16 shards
     vae = tiny_vae(2003, 0.13025, 1024)
     torch.manual_seed(2005)
     te = seeded_noise(CLIPTextModel(clip_config(32, 4, 37, "quick_gelu", 32)), 2006)
@@ -366,9 +378,10 @@ def save_folder(path, pipe_cls, comps, styles, layout, vocab_dir):
             write_st(os.path.join(d, base + ".safetensors"), sd, {"format": "pt"})
         elif how[0] == "fp16":
             write_st(os.path.join(d, base + ".fp16.safetensors"), f16(sd), {"format": "pt"})
-        else:  # ("shards", n): split by sorted name into n files + index
+        else:  # ("shards", n, dtype): split by sorted name into n files + index
             names = sorted(sd)
             n = how[1]
+            sd = {k: v.to(how[2]) for k, v in sd.items()}
             weight_map, total = {}, 0
             for s in range(n):
                 part = names[s * len(names) // n:(s + 1) * len(names) // n]
@@ -425,7 +438,8 @@ def crc_f32(t):
 
 
 def write_manifest(path, comps):
-    lines = ["# component name shape crc32-of-f32-values (tests/golden/make_tiny_models.py)"]
+    lines = ["# component name shape crc32-of-f32-values (tests/golden/make_tiny_models.py; "
+             + ", ".join(f"{k} {v}" for k, v in VERSIONS.items()) + ")"]
     for name in sorted(comps):
         if name == "scheduler":
             continue
@@ -490,7 +504,7 @@ def main():
     folder = os.path.join(OUT, "tiny_sdxl")
     styles = {"tokenizer": "sd15", "tokenizer_2": "sdxl_2"}
     save_folder(folder, StableDiffusionXLPipeline, c, styles,
-                {"unet": ("shards", 2), "vae": ("fp16",), "text_encoder": ("fp16", "flat"),
+                {"unet": ("shards", 2, torch.bfloat16), "vae": ("fp16",), "text_encoder": ("fp16", "flat"),
                  "text_encoder_2": ("fp16",)}, vocab_dir)
     verify_folder(folder, c, vocab_dir)
     ldm = {}
