@@ -13,7 +13,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: storyrun inspect PATH [--tensors]\n"
-            "  PATH       a diffusers folder (model_index.json) or a .safetensors checkpoint\n"
+            "  PATH       a diffusers folder (model_index.json), a .safetensors checkpoint, or\n"
+            "             builtin:tiny-sd15 / builtin:tiny-sdxl\n"
             "  --tensors  also list every tensor: diffusers name, shape, dtype, stored name\n");
 }
 
@@ -116,9 +117,10 @@ int job_inspect(int argc, char **argv) {
     }
     printf("model: %s\n", weights_path(w));
     printf("family: %s\n", family_name(weights_family(w)));
-    printf("layout: %s\n", weights_layout(w) == LAYOUT_DIFFUSERS
-                               ? "diffusers folder"
-                               : "single-file checkpoint (LDM names)");
+    printf("layout: %s\n", weights_layout(w) == LAYOUT_DIFFUSERS ? "diffusers folder"
+                            : weights_layout(w) == LAYOUT_BUILTIN
+                                ? "built in (seeded random weights made in memory, no files)"
+                                : "single-file checkpoint (LDM names)");
     printf("components:\n");
     double total = 0;
     for (int c = 0; c < weights_component_count(w); c++) {

@@ -5,3 +5,4 @@ int job_devices(int argc, char **argv);
 int job_selfcheck(int argc, char **argv);
 int job_inspect(int argc, char **argv);   // jobs/inspect.c: what a model holds
 int job_tokenize(int argc, char **argv);  // jobs/tokenize.c: a prompt's token ids
+int job_txt2img(int argc, char **argv);   // jobs/txt2img.c: one prompt -> one PNG

@@ -162,6 +162,22 @@ static int add_file(Weights *w, const char *path, char *err, size_t errlen) {
     return w->nfiles++;
 }
 
+int w_add_memory(Weights *w, void *bytes, size_t size, const char *name, char *err, size_t errlen) {
+    if (w->nmem == W_MAX_COMPONENTS) {
+        free(bytes);
+        return w_err(err, errlen, "%s: more than %d in-memory files", name, W_MAX_COMPONENTS);
+    }
+    w->mem[w->nmem++] = bytes;
+    if (w->nfiles == w->files_cap) {
+        w->files_cap = w->files_cap ? 2 * w->files_cap : 8;
+        w->files = realloc(w->files, (size_t)w->files_cap * sizeof *w->files);
+        if (!w->files) STORY_FATAL("out of memory");
+    }
+    SafeTensors *st = &w->files[w->nfiles];
+    if (st_open_memory(st, bytes, size, name, err, errlen)) return -1;
+    return w->nfiles++;
+}
+
 // ---- diffusers folders --------------------------------------------------------------
 
 // Adds every tensor of file f to component c. Text encoders get the "text_model." names
@@ -537,7 +553,9 @@ int weights_open(Weights **out, const char *path, char *err, size_t errlen) {
     while (n > 1 && w->path[n - 1] == '/') w->path[--n] = '\0';
     struct stat s;
     int rc;
-    if (stat(path, &s) != 0)
+    if (!strncmp(path, "builtin:", 8))
+        rc = wbuiltin_open(w, path + 8, err, errlen);
+    else if (stat(path, &s) != 0)
         rc = w_err(err, errlen, "%s: %s", path, strerror(errno));
     else if (S_ISDIR(s.st_mode)) {
         w->layout = LAYOUT_DIFFUSERS;
@@ -560,6 +578,7 @@ void weights_close(Weights *w) {
     for (int i = 0; i < w->ncomp; i++) free_component(&w->comp[i]);
     for (int i = 0; i < w->nfiles; i++) st_close(&w->files[i]);
     free(w->files);
+    for (int i = 0; i < w->nmem; i++) free(w->mem[i]);
     free(w->path);
     free(w);
 }

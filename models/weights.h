@@ -39,7 +39,9 @@ typedef enum {
 
 const char *family_name(ModelFamily f);  // "SD1.x", "SD2.x", "SDXL", "unknown"
 
-typedef enum { LAYOUT_DIFFUSERS = 0, LAYOUT_SINGLE_FILE = 1 } WeightsLayout;
+// LAYOUT_BUILTIN: "builtin:tiny-sd15" / "builtin:tiny-sdxl", tiny models of the real
+// architectures with seeded random weights made in memory (models/weights_builtin.c).
+typedef enum { LAYOUT_DIFFUSERS = 0, LAYOUT_SINGLE_FILE = 1, LAYOUT_BUILTIN = 2 } WeightsLayout;
 
 typedef struct Weights Weights;
 
@@ -54,7 +56,8 @@ typedef struct {
 } WeightInfo;
 
 // Opens a diffusers folder or a single-file checkpoint; detects the family from the
-// tensors' names and shapes. Returns 0, or -1 with a message naming the path and problem.
+// tensors' names and shapes. A path "builtin:NAME" opens a built-in model (no files).
+// Returns 0, or -1 with a message naming the path and problem.
 int weights_open(Weights **w, const char *path, char *err, size_t errlen);
 void weights_close(Weights *w);
 

@@ -7,6 +7,7 @@
 //   weights_config.c  configs derived from the tensors' names and shapes (diffusers' keys)
 //   weights_check.c   the tensors a family needs, for `storyrun inspect`
 //   weights_tokenizer.c  tokenizer folders (the model's, or storyrun's CLIP vocabulary)
+//   weights_builtin.c builtin:NAME models: configs built in, seeded weights made in memory
 #pragma once
 #include <stdarg.h>
 #include <stdbool.h>
@@ -52,6 +53,8 @@ struct Weights {
     char unused_example[160];
     char skipped[W_MAX_SKIPPED][400];  // folder components left out (unreadable, unused)
     int nskipped;
+    void *mem[W_MAX_COMPONENTS];  // built-in models: the safetensors images files[] read (owned)
+    int nmem;
 };
 
 // err helpers: write a formatted message, return -1.
@@ -72,6 +75,15 @@ const WTensor *w_lookup(const WComponent *c, const char *name);
 void w_sort(WComponent *c);
 // Sets t's view from its entry (rows, transpose, and an optional reshape: ndim > 0).
 int w_set_view(WTensor *t, int ndim, const int64_t *shape);
+
+// Adds a safetensors image in memory as a file (`bytes` is malloc'd; w owns it from now on,
+// even on failure). Returns its index into w->files, or -1 with a message.
+int w_add_memory(Weights *w, void *bytes, size_t size, const char *name, char *err, size_t errlen);
+
+// weights_builtin.c: opens built-in model `name` ("tiny-sd15", the part after "builtin:")
+// into an empty w. Returns 0, or -1 with a message listing the built-in models.
+int wbuiltin_open(Weights *w, const char *name, char *err, size_t errlen);
+const char *wbuiltin_names(void);  // "builtin:tiny-sd15, builtin:tiny-sdxl"
 
 // weights_ldm.c: detects the family of an open single file (0, or -1 with a message
 // listing what was found) and maps its tensors into components.

@@ -66,12 +66,14 @@ int weights_tokenizer_load(const Weights *w, const char *which, Tokenizer *tok, 
     memset(tok, 0, sizeof *tok);
     const char *dir = weights_tokenizer_dir(w, which);
     if (!dir) {
-        if (w->layout == LAYOUT_SINGLE_FILE && weights_has(w, which))
+        if (w->layout != LAYOUT_DIFFUSERS && weights_has(w, which)) {
+            const char *what =
+                w->layout == LAYOUT_BUILTIN ? "a built-in model" : "a single-file checkpoint";
             return w_err(err, errlen,
-                         "%s: a single-file checkpoint has no tokenizer, and storyrun's CLIP "
-                         "vocabulary was not found (set STORYRUN_CLIP_DIR to "
-                         "PREFIX/share/storyrun/clip)",
-                         w->path);
+                         "%s: %s has no tokenizer of its own, and storyrun's CLIP vocabulary was "
+                         "not found (set STORYRUN_CLIP_DIR to PREFIX/share/storyrun/clip)",
+                         w->path, what);
+        }
         return w_err(err, errlen, "%s: no %s folder with vocab.json", w->path, which);
     }
     static const char *names[] = {"vocab.json", "merges.txt", "tokenizer_config.json",

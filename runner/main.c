@@ -17,6 +17,9 @@ static void usage(FILE *f) {
             "  inspect PATH     a model's family, components, dtypes, parameters and problems\n"
             "  tokenize --model PATH PROMPT\n"
             "                   the token ids of each of the model's tokenizers, and the cut\n"
+            "  txt2img --model PATH --prompt TEXT [--seed N --steps N --size WxH ...]\n"
+            "                   one image as diffusers would make it, written as a PNG\n"
+            "                   (--model builtin:tiny-sd15 needs no download; --help for all)\n"
             "  --version        version, git commit and the features compiled in\n"
             "  --help           this text\n"
             "\n"
@@ -43,6 +46,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "selfcheck")) return job_selfcheck(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return job_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return job_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "txt2img")) return job_txt2img(argc - 1, argv + 1);
     fprintf(stderr, "storyrun: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

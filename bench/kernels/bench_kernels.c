@@ -1,10 +1,11 @@
 // bench/kernels/bench_kernels.c: CPU kernels vs PyTorch CPU at Stable Diffusion shapes.
 //
-//   bench_kernels [--threads N] [--reps R] [--python PATH] [--filter TEXT] [--no-torch]
+//   bench_kernels [--threads N] [--reps R] [--rounds K] [--python PATH] [--filter TEXT] [--no-torch]
 //
 // Each row runs the storyrun CPU op (fp32) and the same torch op with the same thread
-// count; both time R runs after two warm-up runs. "ratio" compares the medians; "min
-// ratio" the fastest runs, which is steadier when other work shares the cores. The torch side
+// count; both time R runs after two warm-up runs. With --rounds K the pair is measured K
+// times in a row and the median of the K medians is kept. "ratio" compares the medians;
+// "min ratio" the fastest runs, which is steadier when other work shares the cores. The torch side
 // is torch_ref.py in --serve mode: it is started once and asked for one row at a time,
 // so the two timings of a row are taken back to back under the same machine load.
 // Prints one table: op, shape, storyrun ms, torch ms, ratio storyrun/torch.
@@ -228,27 +229,28 @@ static void torch_stop(TorchRef *tr) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 2, reps = 7, use_torch = 1;
+    int threads = 2, reps = 7, rounds = 1, use_torch = 1;
     const char *python = getenv("STORY_REF_PYTHON");
     const char *filter = NULL, *script = STORY_TORCH_REF_SCRIPT;
     if (!python || !*python) python = "/opt/ref-venv/bin/python";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
         else if (!strcmp(argv[i], "--script") && i + 1 < argc) script = argv[++i];
         else if (!strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
         else if (!strcmp(argv[i], "--no-torch")) use_torch = 0;
         else {
             fprintf(stderr,
-                    "usage: %s [--threads N] [--reps R] [--python PATH] [--script torch_ref.py] [--filter TEXT] "
-                    "[--no-torch]\n",
+                    "usage: %s [--threads N] [--reps R] [--rounds K] [--python PATH] [--script torch_ref.py] "
+                    "[--filter TEXT] [--no-torch]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (threads < 1 || reps < 1) {
-        fprintf(stderr, "bench_kernels: --threads and --reps must be >= 1\n");
+    if (threads < 1 || reps < 1 || rounds < 1 || rounds > 32) {
+        fprintf(stderr, "bench_kernels: --threads and --reps must be >= 1, --rounds 1..32\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -256,8 +258,8 @@ int main(int argc, char **argv) {
 
     TorchRef tr = {0};
     int have_torch = use_torch && torch_start(&tr, python, script, threads, reps) == 0;
-    printf("bench_kernels: storyrun CPU ops (fp32) vs PyTorch CPU, %d threads, %d timed runs per row\n", threads,
-           reps);
+    printf("bench_kernels: storyrun CPU ops (fp32) vs PyTorch CPU, %d threads, %d timed runs per row, %d round%s\n",
+           threads, reps, rounds, rounds > 1 ? "s" : "");
     if (have_torch)
         printf("torch reference: %s\n", tr.banner);
     else
@@ -271,9 +273,20 @@ int main(int argc, char **argv) {
         Row r;
         char shape[96];
         if (row_setup(&r, g_specs[i], shape, sizeof shape) != 0) STORY_FATAL("bad bench spec '%s'", g_specs[i]);
-        double t_med, t_min, o_med, o_min;
-        if (have_torch) torch_time(&tr, g_specs[i], &t_med, &t_min);
-        time_row(&r, reps, &o_med, &o_min);
+        double tm[32] = {0}, om[32] = {0}, t_min = 1e30, o_min = 1e30;
+        int tok = have_torch;
+        for (int k = 0; k < rounds; k++) {
+            double a, b;
+            if (have_torch) {
+                tok = tok && torch_time(&tr, g_specs[i], &a, &b) == 0;
+                tm[k] = a, t_min = b < t_min ? b : t_min;
+            }
+            time_row(&r, reps, &a, &b);
+            om[k] = a, o_min = b < o_min ? b : o_min;
+        }
+        qsort(tm, rounds, sizeof(double), cmp_double);
+        qsort(om, rounds, sizeof(double), cmp_double);
+        double t_med = have_torch && tok ? tm[rounds / 2] : 0, o_med = om[rounds / 2];
         row_free(&r);
         rows++;
         if (have_torch && t_med > 0) {

@@ -1,0 +1,105 @@
+// bench/common/bench_common.c: see bench_common.h.
+#define _POSIX_C_SOURCE 200809L
+#include "bench_common.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+double bench_now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *v, int n) {
+    if (n <= 0) return 0;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// "Key:   1234 kB" of /proc/self/status, in bytes.
+static long long status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long long v = -1;
+    const size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl) && line[kl] == ':') {
+            v = atoll(line + kl + 1) * 1024;
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+long long bench_rss_bytes(void) { return status_kb("VmRSS"); }
+long long bench_hwm_bytes(void) { return status_kb("VmHWM"); }
+
+int bench_reset_hwm(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return -1;
+    int ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+int bench_child_start(BenchChild *c, char *const argv[], char *why, size_t whylen) {
+    memset(c, 0, sizeof *c);
+    if (access(argv[0], X_OK) != 0) {
+        snprintf(why, whylen, "%s is not executable", argv[0]);
+        return -1;
+    }
+    int in[2], out[2];
+    if (pipe(in) != 0) return snprintf(why, whylen, "pipe failed"), -1;
+    if (pipe(out) != 0) {
+        close(in[0]), close(in[1]);
+        return snprintf(why, whylen, "pipe failed"), -1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return snprintf(why, whylen, "fork failed"), -1;
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    c->pid = pid;
+    c->to = fdopen(in[1], "w");
+    c->from = fdopen(out[0], "r");
+    return 0;
+}
+
+void bench_child_send(BenchChild *c, const char *line) {
+    if (!c->to) return;
+    fprintf(c->to, "%s\n", line);
+    fflush(c->to);
+}
+
+int bench_child_read(BenchChild *c, char *buf, size_t n) {
+    if (!c->from || !fgets(buf, (int)n, c->from)) return -1;
+    buf[strcspn(buf, "\n")] = 0;
+    return 0;
+}
+
+int bench_child_stop(BenchChild *c) {
+    if (c->to) fclose(c->to);
+    if (c->from) fclose(c->from);
+    int st = -1;
+    if (c->pid > 0 && waitpid(c->pid, &st, 0) == c->pid) st = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    memset(c, 0, sizeof *c);
+    return st;
+}
