@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "kernels/cuda_runtime_api.h"
+#include "runner/check.h"
 
 // ---- MT19937 as at::mt19937 ---------------------------------------------------------------
 
@@ -226,8 +227,7 @@ void rng_torch_randn_path(TorchRng *g, float *out, int64_t n, RngTorchPath path)
 
 void rng_torch_randn_half(TorchRng *g, uint16_t *out, int64_t n, DType dt, RngTorchPath path) {
     if (n <= 0) return;
-    float *f = malloc((size_t)n * sizeof(float));
-    if (!f) abort();
+    float *f = mallocCheck((size_t)n * sizeof(float));
     if (n < 16) {  // static_cast<Half>(double): through float
         for (int64_t i = 0; i < n; i++) f[i] = (float)(normal_f64(g) + 0.0);
     } else {

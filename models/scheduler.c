@@ -97,7 +97,7 @@ static double np_interp_index(double x, const float *fp, int len) {
     if (x >= len - 1) return fp[len - 1];
     int j = (int)floor(x);
     if ((double)j == x) return fp[j];
-    double slope = ((double)fp[j + 1] - (double)fp[j]) / 1.0;
+    double slope = (double)fp[j + 1] - (double)fp[j];  // / (xp[j + 1] - xp[j]) = 1
     return slope * (x - (double)j) + (double)fp[j];
 }
 
@@ -236,16 +236,20 @@ static int set_timesteps(Scheduler *s, int n, char *err, size_t errlen) {
     int cnt = spaced_timesteps(s, n, ts, cap);
     if (cnt < 1 || cnt > cap) {
         free(ts);
-        snprintf(err, errlen, "%s: %d steps give %d timesteps with timestep_spacing %d",
-                 sched_kind_name(s->kind), n, cnt, c->timestep_spacing);
+        static const char *const spacing[] = {"leading", "trailing", "linspace"};
+        snprintf(err, errlen, "%s: %d steps give %d timesteps with timestep_spacing \"%s\"",
+                 sched_kind_name(s->kind), n, cnt, spacing[c->timestep_spacing]);
         return -1;
     }
+    // ddim indexes alphas_cumprod[t] (diffusers fails past the end); the sigma samplers
+    // interpolate, which clamps (t = N from leading spacing with N steps is usable there)
+    int tmax = s->kind == SCHED_DDIM ? N - 1 : N;
     for (int i = 0; i < cnt; i++)
-        if (ts[i] < 0 || ts[i] > N - 1) {
+        if (ts[i] < 0 || ts[i] > tmax) {
             snprintf(err, errlen,
                      "%s: %d steps give timestep %g, outside the training range [0, %d] "
                      "(steps_offset %d)",
-                     sched_kind_name(s->kind), n, ts[i], N - 1, c->steps_offset);
+                     sched_kind_name(s->kind), n, ts[i], tmax, c->steps_offset);
             free(ts);
             return -1;
         }

@@ -159,7 +159,7 @@ static void euler_coefs(const Scheduler *s, int i, double *cx, double *cm, doubl
 static void dpm_step(Scheduler *s, int i, const Tensor *m, const Tensor *x, Tensor *out,
                      Arena *ws) {
     STORY_CHECK(s->have_state, "dpmpp_2m: call sched_state_alloc before the first step");
-    if (i == 0) s->lower_order_nums = 0;
+    if (i == 0) s->lower_order_nums = s->next_step = 0;  // a new loop
     STORY_CHECK(i == s->next_step, "dpmpp_2m: steps run in order (expected %d, got %d)",
                 s->next_step, i);
     const SchedConfig *c = &s->cfg;
@@ -171,35 +171,36 @@ static void dpm_step(Scheduler *s, int i, const Tensor *m, const Tensor *x, Tens
     double sg0 = s->sigmas[i], sgt = s->sigmas[i + 1];
     double a0 = 1 / sqrt(sg0 * sg0 + 1), at = 1 / sqrt(sgt * sgt + 1);
     double vs0 = sg0 * a0, vst = sgt * at;  // VP sigmas
-    double p, q;                            // current x0 = p x + q m
+    double p, q;                            // x0 = p x + q m
     x0_coefs(c->prediction_type, a0, vs0, &p, &q);
     double emh = sgt / sg0;  // exp(-h)
     double A = vst / vs0, B = -at * (emh - 1);
-    double cx, cm, ch = 0;  // out = cx x + cm m + ch prev_x0
-    if (order == 1) {
-        cx = A + B * p;
-        cm = B * q;
-    } else {
+    double b0 = B, ch = 0;  // out = A x + b0 x0 + ch prev_x0
+    if (order == 2) {
         double sg1 = s->sigmas[i - 1];
         double h = log(sg0 / sgt), h0 = log(sg1 / sg0);
         double r0 = h0 / h;
-        // D1 = (m0 - m1) / r0 enters with weight w1
+        // D1 = (x0 - prev_x0) / r0 enters with weight w1
         double w1 = c->solver_type == SCHED_SOLVER_MIDPOINT ? 0.5 * B : at * ((emh - 1) / h + 1);
-        double b0 = B + w1 / r0;  // weight of m0 = x0 now
-        cx = A + b0 * p;
-        cm = b0 * q;
+        b0 = B + w1 / r0;
         ch = -w1 / r0;
     }
-    // new x0 into scratch first: out may alias x or m, and prev_x0 is still needed
+    // Two scratch tensors; out may alias x or m, which are read before out is written, and
+    // prev_x0 serves as scratch once read.
     size_t mark = arena_mark(ws);
     Tensor x0 = arena_tensor(ws, x->dtype, x->ndim, x->shape);
-    const Tensor *in2[2] = {x, m};
-    double c2[2] = {p, q};
-    lincomb(&x0, 2, c2, in2, ws);
-    const Tensor *in3[3] = {x, m, &s->prev_x0};
-    double c3[3] = {cx, cm, ch};
-    lincomb(out, order == 1 ? 2 : 3, c3, in3, ws);
-    op_scale(&s->prev_x0, &x0, 1.0f, 0.0f);
+    Tensor acc = arena_tensor(ws, x->dtype, x->ndim, x->shape);
+    op_scale(&x0, x, (float)p, 0.0f);  // x0 = p x + q m
+    op_scale(&acc, m, (float)q, 0.0f);
+    op_add(&x0, &x0, &acc);
+    op_scale(&acc, x, (float)A, 0.0f);  // acc = A x (+ ch prev_x0)
+    if (order == 2) {
+        op_scale(&s->prev_x0, &s->prev_x0, (float)ch, 0.0f);
+        op_add(&acc, &acc, &s->prev_x0);
+    }
+    op_scale(&s->prev_x0, &x0, (float)b0, 0.0f);
+    op_add(out, &acc, &s->prev_x0);
+    op_scale(&s->prev_x0, &x0, 1.0f, 0.0f);  // the history for the next step
     arena_release(ws, mark);
     if (s->lower_order_nums < c->solver_order) s->lower_order_nums++;
     s->next_step = i + 1;

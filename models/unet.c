@@ -14,8 +14,8 @@
 
 // root[key] as n ints in [lo, hi]: an int (the same for all n), a list of n ints, or
 // null / absent (def for all). Returns 1 when set, 0 when absent or null, -1 on error.
-static int cfg_ints(const JsonDoc *doc, const char *key, int n, int lo, int hi, int def, int *out, char *err,
-                    size_t errlen) {
+static int cfg_ints(const JsonDoc *doc, const char *key, int n, int lo, int hi, int def, int *out,
+                    char *err, size_t errlen) {
     const JsonValue *v = json_get(json_root(doc), key);
     char what[96];
     snprintf(what, sizeof what, "\"%s\"", key);
@@ -25,8 +25,8 @@ static int cfg_ints(const JsonDoc *doc, const char *key, int n, int lo, int hi, 
     }
     if (v->type == JSON_ARRAY) {
         if ((int)v->len != n)
-            return json_errat(doc, v->pos, err, errlen, "%s: expected %d values (one per block), found %zu", what, n,
-                              v->len);
+            return json_errat(doc, v->pos, err, errlen,
+                              "%s: expected %d values (one per block), found %zu", what, n, v->len);
         for (int i = 0; i < n; i++) {
             int64_t x;
             snprintf(what, sizeof what, "\"%s\"[%d]", key, i);
@@ -43,7 +43,8 @@ static int cfg_ints(const JsonDoc *doc, const char *key, int n, int lo, int hi, 
 
 // root[key] must be absent, null, or equal `want` (a JSON scalar's text: "false", "1",
 // "\"default\""): storyrun computes only that case.
-static int cfg_only(const JsonDoc *doc, const char *key, const char *want, char *err, size_t errlen) {
+static int cfg_only(const JsonDoc *doc, const char *key, const char *want, char *err,
+                    size_t errlen) {
     const JsonValue *v = json_get(json_root(doc), key);
     if (!v || v->type == JSON_NULL) return 0;
     char got[128];
@@ -57,19 +58,20 @@ static int cfg_only(const JsonDoc *doc, const char *key, const char *want, char 
         snprintf(got, sizeof got, "%s", json_type_name(v->type));
     if (!strcmp(got, want)) return 0;
     if (v->type == JSON_NUMBER && want[0] != '"' && atof(want) == v->d) return 0;
-    return json_errat(doc, v->pos, err, errlen, "\"%s\": %s is not supported by storyrun's UNet (only %s)", key, got,
-                      want);
+    return json_errat(doc, v->pos, err, errlen,
+                      "\"%s\": %s is not supported by storyrun's UNet (only %s)", key, got, want);
 }
 
-static int cfg_block_types(const JsonDoc *doc, const char *key, int n, const char *cross, const char *plain,
-                           int *out, char *err, size_t errlen) {
+static int cfg_block_types(const JsonDoc *doc, const char *key, int n, const char *cross,
+                           const char *plain, int *out, char *err, size_t errlen) {
     const JsonValue *v = json_get(json_root(doc), key);
     if (!v) {  // diffusers' defaults: cross-attention everywhere but the lowest resolution
         for (int i = 0; i < n; i++) out[i] = key[0] == 'd' ? i < n - 1 : i > 0;
         return 0;
     }
     if (v->type != JSON_ARRAY || (int)v->len != n)
-        return json_errat(doc, v->pos, err, errlen, "\"%s\": expected a list of %d block types", key, n);
+        return json_errat(doc, v->pos, err, errlen, "\"%s\": expected a list of %d block types",
+                          key, n);
     for (int i = 0; i < n; i++) {
         const char *s;
         char what[64];
@@ -80,8 +82,8 @@ static int cfg_block_types(const JsonDoc *doc, const char *key, int n, const cha
         else if (!strcmp(s, plain))
             out[i] = 0;
         else
-            return json_errat(doc, json_at(v, i)->pos, err, errlen, "%s: \"%s\" is not supported (%s or %s)", what, s,
-                              cross, plain);
+            return json_errat(doc, json_at(v, i)->pos, err, errlen,
+                              "%s: \"%s\" is not supported (%s or %s)", what, s, cross, plain);
     }
     return 0;
 }
@@ -90,26 +92,38 @@ int unet_config_parse(UnetConfig *c, const JsonDoc *doc, char *err, size_t errle
     memset(c, 0, sizeof *c);
     const JsonValue *root = json_root(doc);
     if (!root || root->type != JSON_OBJECT)
-        return snprintf(err, errlen, "%s: the UNet config is not a JSON object", json_file(doc)), -1;
+        return snprintf(err, errlen, "%s: the UNet config is not a JSON object", json_file(doc)),
+               -1;
     // Everything storyrun does not compute must have diffusers' default (or be absent).
     static const char *const only[][2] = {
-        {"class_embed_type", "null"},       {"time_embedding_type", "\"positional\""},
-        {"resnet_time_scale_shift", "\"default\""}, {"dual_cross_attention", "false"},
-        {"act_fn", "\"silu\""},             {"conv_in_kernel", "3"},
-        {"conv_out_kernel", "3"},           {"time_cond_proj_dim", "null"},
-        {"encoder_hid_dim_type", "null"},   {"encoder_hid_dim", "null"},
-        {"time_embedding_act_fn", "null"},  {"timestep_post_act", "null"},
-        {"attention_type", "\"default\""},  {"mid_block_scale_factor", "1"},
-        {"resnet_out_scale_factor", "1"},   {"resnet_skip_time_act", "false"},
-        {"downsample_padding", "1"},        {"class_embeddings_concat", "false"},
-        {"mid_block_type", "\"UNetMidBlock2DCrossAttn\""}, {"num_class_embeds", "null"},
+        {"class_embed_type", "null"},
+        {"time_embedding_type", "\"positional\""},
+        {"resnet_time_scale_shift", "\"default\""},
+        {"dual_cross_attention", "false"},
+        {"act_fn", "\"silu\""},
+        {"conv_in_kernel", "3"},
+        {"conv_out_kernel", "3"},
+        {"time_cond_proj_dim", "null"},
+        {"encoder_hid_dim_type", "null"},
+        {"encoder_hid_dim", "null"},
+        {"time_embedding_act_fn", "null"},
+        {"timestep_post_act", "null"},
+        {"attention_type", "\"default\""},
+        {"mid_block_scale_factor", "1"},
+        {"resnet_out_scale_factor", "1"},
+        {"resnet_skip_time_act", "false"},
+        {"downsample_padding", "1"},
+        {"class_embeddings_concat", "false"},
+        {"mid_block_type", "\"UNetMidBlock2DCrossAttn\""},
+        {"num_class_embeds", "null"},
         {"mid_block_only_cross_attention", "false"},
     };
     for (size_t i = 0; i < sizeof only / sizeof only[0]; i++)
         if (cfg_only(doc, only[i][0], only[i][1], err, errlen)) return -1;
     const JsonValue *mbt = json_get(root, "mid_block_type");
     if (mbt && mbt->type == JSON_NULL)
-        return json_errat(doc, mbt->pos, err, errlen, "\"mid_block_type\": a UNet without a mid block is not supported");
+        return json_errat(doc, mbt->pos, err, errlen,
+                          "\"mid_block_type\": a UNet without a mid block is not supported");
     const JsonValue *oca = json_get(root, "only_cross_attention");
     if (oca && oca->type == JSON_ARRAY) {
         for (size_t i = 0; i < oca->len; i++)
@@ -128,10 +142,12 @@ int unet_config_parse(UnetConfig *c, const JsonDoc *doc, char *err, size_t errle
         memcpy(c->block_out_channels, sd, sizeof sd);
     } else {
         if (boc->type != JSON_ARRAY || boc->len < 1 || boc->len > UNET_MAX_BLOCKS)
-            return json_errat(doc, boc->pos, err, errlen, "\"block_out_channels\": expected a list of 1 to %d ints",
+            return json_errat(doc, boc->pos, err, errlen,
+                              "\"block_out_channels\": expected a list of 1 to %d ints",
                               UNET_MAX_BLOCKS);
         c->nblocks = (int)boc->len;
-        if (cfg_ints(doc, "block_out_channels", c->nblocks, 1, 1 << 16, 0, c->block_out_channels, err, errlen) < 0)
+        if (cfg_ints(doc, "block_out_channels", c->nblocks, 1, 1 << 16, 0, c->block_out_channels,
+                     err, errlen) < 0)
             return -1;
     }
     const int n = c->nblocks;
@@ -143,26 +159,32 @@ int unet_config_parse(UnetConfig *c, const JsonDoc *doc, char *err, size_t errle
     bool center = false;
     if (json_get_bool(doc, root, "center_input_sample", &center, err, errlen) < 0) return -1;
     c->center_input_sample = center;
-    if (cfg_block_types(doc, "down_block_types", n, "CrossAttnDownBlock2D", "DownBlock2D", c->down_cross, err,
-                        errlen) ||
-        cfg_block_types(doc, "up_block_types", n, "CrossAttnUpBlock2D", "UpBlock2D", c->up_cross, err, errlen))
+    if (cfg_block_types(doc, "down_block_types", n, "CrossAttnDownBlock2D", "DownBlock2D",
+                        c->down_cross, err, errlen) ||
+        cfg_block_types(doc, "up_block_types", n, "CrossAttnUpBlock2D", "UpBlock2D", c->up_cross,
+                        err, errlen))
         return -1;
-    if (cfg_ints(doc, "layers_per_block", n, 1, UNET_MAX_LAYERS - 1, 2, c->layers, err, errlen) < 0) return -1;
+    if (cfg_ints(doc, "layers_per_block", n, 1, UNET_MAX_LAYERS - 1, 2, c->layers, err, errlen) < 0)
+        return -1;
     int heads[UNET_MAX_BLOCKS];
     int set = cfg_ints(doc, "num_attention_heads", n, 1, 4096, 0, heads, err, errlen);
     if (set < 0) return -1;
-    if (!set && cfg_ints(doc, "attention_head_dim", n, 1, 4096, 8, heads, err, errlen) < 0) return -1;
+    if (!set && cfg_ints(doc, "attention_head_dim", n, 1, 4096, 8, heads, err, errlen) < 0)
+        return -1;
     memcpy(c->heads, heads, sizeof heads);
-    if (cfg_ints(doc, "transformer_layers_per_block", n, 1, 64, 1, c->depth, err, errlen) < 0) return -1;
+    if (cfg_ints(doc, "transformer_layers_per_block", n, 1, 64, 1, c->depth, err, errlen) < 0)
+        return -1;
     int rev[UNET_MAX_BLOCKS];
     set = cfg_ints(doc, "reverse_transformer_layers_per_block", n, 1, 64, 1, rev, err, errlen);
     if (set < 0) return -1;
     for (int i = 0; i < n; i++) c->up_depth[i] = set ? rev[i] : c->depth[n - 1 - i];
-    if (cfg_ints(doc, "cross_attention_dim", n, 1, 1 << 16, 1280, c->cross_dim, err, errlen) < 0) return -1;
+    if (cfg_ints(doc, "cross_attention_dim", n, 1, 1 << 16, 1280, c->cross_dim, err, errlen) < 0)
+        return -1;
     for (int i = 1; i < n; i++)  // one encoder_hidden_states serves every block
         if (c->cross_dim[i] != c->cross_dim[0])
-            return json_errat(doc, json_get(root, "cross_attention_dim")->pos, err, errlen,
-                              "\"cross_attention_dim\": different widths per block are not supported");
+            return json_errat(
+                doc, json_get(root, "cross_attention_dim")->pos, err, errlen,
+                "\"cross_attention_dim\": different widths per block are not supported");
     bool lin = false;
     if (json_get_bool(doc, root, "use_linear_projection", &lin, err, errlen) < 0) return -1;
     c->use_linear_projection = lin;
@@ -172,7 +194,8 @@ int unet_config_parse(UnetConfig *c, const JsonDoc *doc, char *err, size_t errle
     double d = 1e-5;
     if (json_get_number(doc, root, "norm_eps", &d, err, errlen) < 0) return -1;
     if (!(d > 0 && d < 1))
-        return json_errat(doc, json_get(root, "norm_eps")->pos, err, errlen, "\"norm_eps\": expected (0, 1)");
+        return json_errat(doc, json_get(root, "norm_eps")->pos, err, errlen,
+                          "\"norm_eps\": expected (0, 1)");
     c->norm_eps = (float)d;
     bool flip = true;
     if (json_get_bool(doc, root, "flip_sin_to_cos", &flip, err, errlen) < 0) return -1;
@@ -191,18 +214,21 @@ int unet_config_parse(UnetConfig *c, const JsonDoc *doc, char *err, size_t errle
     if (aet && aet->type != JSON_NULL) {
         if (json_as_string(doc, aet, "\"addition_embed_type\"", &add, err, errlen)) return -1;
         if (strcmp(add, "text_time"))
-            return json_errat(doc, aet->pos, err, errlen,
-                              "\"addition_embed_type\": \"%s\" is not supported (null or \"text_time\")", add);
+            return json_errat(
+                doc, aet->pos, err, errlen,
+                "\"addition_embed_type\": \"%s\" is not supported (null or \"text_time\")", add);
         const JsonValue *a = json_get(root, "addition_time_embed_dim");
         const JsonValue *p = json_get(root, "projection_class_embeddings_input_dim");
         if (!a || !p || a->type == JSON_NULL || p->type == JSON_NULL)
-            return json_errat(doc, aet->pos, err, errlen,
-                              "\"addition_embed_type\": \"text_time\" needs \"addition_time_embed_dim\" and "
-                              "\"projection_class_embeddings_input_dim\"");
-        if (json_as_int(doc, a, "\"addition_time_embed_dim\"", 1, 1 << 16, &v, err, errlen)) return -1;
+            return json_errat(
+                doc, aet->pos, err, errlen,
+                "\"addition_embed_type\": \"text_time\" needs \"addition_time_embed_dim\" and "
+                "\"projection_class_embeddings_input_dim\"");
+        if (json_as_int(doc, a, "\"addition_time_embed_dim\"", 1, 1 << 16, &v, err, errlen))
+            return -1;
         c->addition_time_embed_dim = (int)v;
-        if (json_as_int(doc, p, "\"projection_class_embeddings_input_dim\"", 6 * (int64_t)c->addition_time_embed_dim + 1,
-                        1 << 20, &v, err, errlen))
+        if (json_as_int(doc, p, "\"projection_class_embeddings_input_dim\"",
+                        6 * (int64_t)c->addition_time_embed_dim + 1, 1 << 20, &v, err, errlen))
             return -1;
         c->projection_class_embeddings_input_dim = (int)v;
     }
@@ -210,12 +236,14 @@ int unet_config_parse(UnetConfig *c, const JsonDoc *doc, char *err, size_t errle
     for (int i = 0; i < n; i++) {
         int ch = c->block_out_channels[i];
         if (ch % c->norm_num_groups)
-            return json_errat(doc, boc ? boc->pos : 0, err, errlen,
-                              "\"block_out_channels\"[%d] = %d is not a multiple of norm_num_groups %d", i, ch,
-                              c->norm_num_groups);
+            return json_errat(
+                doc, boc ? boc->pos : 0, err, errlen,
+                "\"block_out_channels\"[%d] = %d is not a multiple of norm_num_groups %d", i, ch,
+                c->norm_num_groups);
         if ((c->down_cross[i] || c->up_cross[n - 1 - i] || i == n - 1) && ch % c->heads[i])
             return json_errat(doc, json_root(doc)->pos, err, errlen,
-                              "block %d: %d channels do not split into %d attention heads", i, ch, c->heads[i]);
+                              "block %d: %d channels do not split into %d attention heads", i, ch,
+                              c->heads[i]);
     }
     if (c->block_out_channels[0] % c->norm_num_groups || c->in_channels < 1)
         return snprintf(err, errlen, "%s: bad UNet config", json_file(doc)), -1;
@@ -225,7 +253,9 @@ int unet_config_parse(UnetConfig *c, const JsonDoc *doc, char *err, size_t errle
 int unet_config(UnetConfig *cfg, const Weights *w, char *err, size_t errlen) {
     const JsonDoc *doc = weights_config_doc(w, "unet");
     if (!doc)
-        return snprintf(err, errlen, "%s: the model has no unet (or its config.json is missing)", weights_path(w)), -1;
+        return snprintf(err, errlen, "%s: the model has no unet (or its config.json is missing)",
+                        weights_path(w)),
+               -1;
     return unet_config_parse(cfg, doc, err, errlen);
 }
 
@@ -244,17 +274,20 @@ typedef struct {
 #if defined(__GNUC__)
 __attribute__((format(printf, 5, 6)))
 #endif
-static void ld_tensor(Loader *ld, Tensor *t, int ndim, const int64_t *shape, const char *fmt, ...) {
+static void
+ld_tensor(Loader *ld, Tensor *t, int ndim, const int64_t *shape, const char *fmt, ...) {
     if (ld->failed) return;
     char name[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    if (ld->src(ld->ctx, name, ndim, shape, ld->arena, ld->dt, t, ld->err, ld->errlen)) ld->failed = 1;
+    if (ld->src(ld->ctx, name, ndim, shape, ld->arena, ld->dt, t, ld->err, ld->errlen))
+        ld->failed = 1;
 }
 
-static void ld_linear(Loader *ld, UnetParam *p, int64_t out, int64_t in, int bias, const char *prefix) {
+static void ld_linear(Loader *ld, UnetParam *p, int64_t out, int64_t in, int bias,
+                      const char *prefix) {
     ld_tensor(ld, &p->w, 2, SHAPE(out, in), "%s.weight", prefix);
     if (bias) ld_tensor(ld, &p->b, 1, SHAPE(out), "%s.bias", prefix);
 }
@@ -282,7 +315,8 @@ static void ld_resnet(Loader *ld, UnetResnet *r, int cin, int cout, int temb, co
 #undef SUB
 }
 
-static void ld_attention(Loader *ld, UnetAttention *a, int c, int ckv, int heads, const char *prefix) {
+static void ld_attention(Loader *ld, UnetAttention *a, int c, int ckv, int heads,
+                         const char *prefix) {
     char p[220];
     a->heads = heads, a->head_dim = c / heads;
     snprintf(p, sizeof p, "%s.to_q", prefix);
@@ -305,8 +339,8 @@ static void ld_proj(Loader *ld, UnetParam *p, int c, int linear, const char *pre
     }
 }
 
-static void ld_transformer(Loader *ld, UnetTransformer *t, const UnetConfig *cfg, int c, int heads, int depth,
-                           int cross, const char *prefix) {
+static void ld_transformer(Loader *ld, UnetTransformer *t, const UnetConfig *cfg, int c, int heads,
+                           int depth, int cross, const char *prefix) {
     char p[200];
     t->channels = c, t->heads = heads, t->depth = depth;
     t->blocks = calloc((size_t)depth, sizeof *t->blocks);
@@ -345,7 +379,8 @@ static void ld_unet(Loader *ld, Unet *m) {
     ld_linear(ld, &m->time_1, T, C0, 1, "time_embedding.linear_1");
     ld_linear(ld, &m->time_2, T, T, 1, "time_embedding.linear_2");
     if (c->addition_time_embed_dim) {
-        ld_linear(ld, &m->add_1, T, c->projection_class_embeddings_input_dim, 1, "add_embedding.linear_1");
+        ld_linear(ld, &m->add_1, T, c->projection_class_embeddings_input_dim, 1,
+                  "add_embedding.linear_1");
         ld_linear(ld, &m->add_2, T, T, 1, "add_embedding.linear_2");
     }
     int out_ch = C0;
@@ -353,13 +388,15 @@ static void ld_unet(Loader *ld, Unet *m) {
         UnetBlock *b = &m->down[i];
         int in_ch = out_ch;
         out_ch = c->block_out_channels[i];
-        b->nlayers = c->layers[i], b->cross = c->down_cross[i], b->resample = i < n - 1, b->cout = out_ch;
+        b->nlayers = c->layers[i], b->cross = c->down_cross[i], b->resample = i < n - 1,
+        b->cout = out_ch;
         for (int j = 0; j < b->nlayers; j++) {
             snprintf(p, sizeof p, "down_blocks.%d.resnets.%d", i, j);
             ld_resnet(ld, &b->res[j], j ? out_ch : in_ch, out_ch, T, p);
             if (b->cross) {
                 snprintf(p, sizeof p, "down_blocks.%d.attentions.%d", i, j);
-                ld_transformer(ld, &b->attn[j], c, out_ch, c->heads[i], c->depth[i], c->cross_dim[i], p);
+                ld_transformer(ld, &b->attn[j], c, out_ch, c->heads[i], c->depth[i],
+                               c->cross_dim[i], p);
             }
         }
         if (b->resample) {
@@ -377,14 +414,16 @@ static void ld_unet(Loader *ld, Unet *m) {
         UnetBlock *b = &m->up[i];
         const int r = n - 1 - i;  // the down block this one mirrors
         const int oc = c->block_out_channels[r], ic = c->block_out_channels[r > 0 ? r - 1 : 0];
-        b->nlayers = c->layers[r] + 1, b->cross = c->up_cross[i], b->resample = i < n - 1, b->cout = oc;
+        b->nlayers = c->layers[r] + 1, b->cross = c->up_cross[i], b->resample = i < n - 1,
+        b->cout = oc;
         for (int j = 0; j < b->nlayers; j++) {
             const int skip = j == b->nlayers - 1 ? ic : oc, rin = j ? oc : prev;
             snprintf(p, sizeof p, "up_blocks.%d.resnets.%d", i, j);
             ld_resnet(ld, &b->res[j], rin + skip, oc, T, p);
             if (b->cross) {
                 snprintf(p, sizeof p, "up_blocks.%d.attentions.%d", i, j);
-                ld_transformer(ld, &b->attn[j], c, oc, c->heads[r], c->up_depth[i], c->cross_dim[r], p);
+                ld_transformer(ld, &b->attn[j], c, oc, c->heads[r], c->up_depth[i], c->cross_dim[r],
+                               p);
             }
         }
         if (b->resample) {
@@ -397,11 +436,13 @@ static void ld_unet(Loader *ld, Unet *m) {
     ld_conv(ld, &m->conv_out, c->out_channels, C0, 3, "conv_out");
 }
 
-int unet_load_source(Unet *m, const UnetConfig *cfg, UnetTensorSource src, void *ctx, Arena *arena, DType dt,
-                     char *err, size_t errlen) {
+int unet_load_source(Unet *m, const UnetConfig *cfg, UnetTensorSource src, void *ctx, Arena *arena,
+                     DType dt, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     if (arena->dev == DEV_CPU && dt != DT_F32)
-        return snprintf(err, errlen, "unet: the CPU back end computes in f32, not %s", dtype_name(dt)), -1;
+        return snprintf(err, errlen, "unet: the CPU back end computes in f32, not %s",
+                        dtype_name(dt)),
+               -1;
     m->cfg = *cfg;
     m->dtype = dt;
     m->dev = arena->dev;
@@ -414,9 +455,10 @@ int unet_load_source(Unet *m, const UnetConfig *cfg, UnetTensorSource src, void 
     return 0;
 }
 
-static int weights_source(void *ctx, const char *name, int ndim, const int64_t *shape, Arena *arena, DType dt,
-                          Tensor *out, char *err, size_t errlen) {
-    return weights_load((const Weights *)ctx, "unet", name, ndim, shape, arena, dt, out, err, errlen);
+static int weights_source(void *ctx, const char *name, int ndim, const int64_t *shape, Arena *arena,
+                          DType dt, Tensor *out, char *err, size_t errlen) {
+    return weights_load((const Weights *)ctx, "unet", name, ndim, shape, arena, dt, out, err,
+                        errlen);
 }
 
 int unet_load(Unet *m, const Weights *w, Arena *arena, DType dt, char *err, size_t errlen) {
@@ -441,8 +483,8 @@ void unet_free(Unet *m) {
 }
 
 // A source that only takes the space (and counts the values): for the sizes below.
-static int count_source(void *ctx, const char *name, int ndim, const int64_t *shape, Arena *arena, DType dt,
-                        Tensor *out, char *err, size_t errlen) {
+static int count_source(void *ctx, const char *name, int ndim, const int64_t *shape, Arena *arena,
+                        DType dt, Tensor *out, char *err, size_t errlen) {
     (void)name, (void)err, (void)errlen;
     *out = arena_tensor(arena, dt, ndim, shape);
     *(int64_t *)ctx += tensor_numel(out);

@@ -39,6 +39,9 @@
 //             it to the residual stream;
 //   scratch   an arena for temporaries on the model's device; whatever the hook allocates
 //             there is released when it returns (keep banks in memory of your own).
+// The B rows are the caller's batch as given to unet_forward (with guidance: the rows the
+// caller stacked, e.g. [uncond images; cond images]); the hook fills all of them. Rows are
+// contiguous, so a hook that treats rows differently works on (1, L, C) views of them.
 // unet_attention() is the building block a hook calls: queries from x_normed, keys/values
 // from any list of token sets (x_normed itself, bank tokens, other images' tokens), each
 // projected with the layer's own to_k/to_v, in the order given; the plain attn1 is
@@ -58,7 +61,8 @@
 //
 // Limits: latent H and W must be multiples of 2^(number of downsamplers) (diffusers then
 // forwards upsample sizes; storyrun refuses such sizes with a message). The token layout
-// change (B, C, H, W) <-> (B, H*W, C) is not an op yet: on a CUDA device it aborts.
+// change (B, C, H, W) <-> (B, H*W, C) is not an op yet: on a CUDA device it goes through
+// host memory (correct, slow) until kernels/ops.h has a transpose.
 #pragma once
 #include <stddef.h>
 
@@ -73,9 +77,9 @@ extern "C" {
 #define UNET_MAX_LAYERS 4  // resnets per block (up blocks have layers_per_block + 1)
 
 typedef struct {
-    int in_channels, out_channels;   // 4, 4
-    int center_input_sample;         // sample = 2 * sample - 1 first
-    int nblocks;                     // len(block_out_channels)
+    int in_channels, out_channels;  // 4, 4
+    int center_input_sample;        // sample = 2 * sample - 1 first
+    int nblocks;                    // len(block_out_channels)
     int block_out_channels[UNET_MAX_BLOCKS];
     // per down block i (up block i uses index nblocks - 1 - i unless stated)
     int down_cross[UNET_MAX_BLOCKS];  // CrossAttnDownBlock2D (1) or DownBlock2D (0)
@@ -90,8 +94,8 @@ typedef struct {
     float norm_eps;
     int flip_sin_to_cos;
     float freq_shift;
-    int time_embed_dim;               // 4 * block_out_channels[0]
-    int addition_time_embed_dim;      // SDXL "text_time": 256; 0 without an add_embedding
+    int time_embed_dim;                         // 4 * block_out_channels[0]
+    int addition_time_embed_dim;                // SDXL "text_time": 256; 0 without an add_embedding
     int projection_class_embeddings_input_dim;  // SDXL: pooled width + 6 * addition_time_embed_dim
 } UnetConfig;
 
@@ -116,27 +120,28 @@ typedef struct {
 typedef struct {
     UnetParam norm1, norm2, norm3;  // LayerNorm (C), eps 1e-5
     UnetAttention attn1, attn2;
-    UnetParam ff_in, ff_out;        // ff.net.0.proj (8C, C) GEGLU, ff.net.2 (C, 4C)
+    UnetParam ff_in, ff_out;  // ff.net.0.proj (8C, C) GEGLU, ff.net.2 (C, 4C)
 } UnetTransformerBlock;
 
 typedef struct {
     int channels, heads, depth;
-    UnetParam norm;                 // GroupNorm(norm_num_groups, C, eps 1e-6)
-    UnetParam proj_in, proj_out;    // (C, C) views (1x1 conv weights reshaped)
-    UnetTransformerBlock *blocks;   // depth (host array)
+    UnetParam norm;                // GroupNorm(norm_num_groups, C, eps 1e-6)
+    UnetParam proj_in, proj_out;   // (C, C) views (1x1 conv weights reshaped)
+    UnetTransformerBlock *blocks;  // depth (host array)
 } UnetTransformer;
 
 typedef struct {
     int cin, cout;
-    UnetParam norm1, conv1, time_emb_proj, norm2, conv2, conv_shortcut;  // shortcut: w.data NULL if none
+    UnetParam norm1, conv1, time_emb_proj, norm2, conv2,
+        conv_shortcut;  // shortcut: w.data NULL if none
 } UnetResnet;
 
 typedef struct {
-    int nlayers, cross, resample;      // resample: a downsampler / upsampler follows
+    int nlayers, cross, resample;  // resample: a downsampler / upsampler follows
     int cout;
     UnetResnet res[UNET_MAX_LAYERS];
     UnetTransformer attn[UNET_MAX_LAYERS];  // when cross
-    UnetParam sample_conv;             // downsamplers.0.conv / upsamplers.0.conv
+    UnetParam sample_conv;                  // downsamplers.0.conv / upsamplers.0.conv
 } UnetBlock;
 
 typedef struct {
@@ -152,13 +157,13 @@ typedef struct {
 // Where a weight comes from: fills *out (allocated from arena, dtype dt) with the tensor
 // named `name` (diffusers name within the unet) of exactly `ndim` dims `shape`. Returns 0,
 // or -1 with a message.
-typedef int (*UnetTensorSource)(void *ctx, const char *name, int ndim, const int64_t *shape, Arena *arena,
-                                DType dt, Tensor *out, char *err, size_t errlen);
+typedef int (*UnetTensorSource)(void *ctx, const char *name, int ndim, const int64_t *shape,
+                                Arena *arena, DType dt, Tensor *out, char *err, size_t errlen);
 
 // Loads every weight of cfg's architecture from src into `arena` (host or device) in dt (the
 // CPU computes in f32 only). Returns 0, or -1 with a message (the first failing tensor).
-int unet_load_source(Unet *m, const UnetConfig *cfg, UnetTensorSource src, void *ctx, Arena *arena, DType dt,
-                     char *err, size_t errlen);
+int unet_load_source(Unet *m, const UnetConfig *cfg, UnetTensorSource src, void *ctx, Arena *arena,
+                     DType dt, char *err, size_t errlen);
 // unet_config + unet_load_source from w's "unet" component.
 int unet_load(Unet *m, const Weights *w, Arena *arena, DType dt, char *err, size_t errlen);
 void unet_free(Unet *m);  // host arrays; the tensors go with their arena
@@ -172,31 +177,33 @@ typedef enum { UNET_DOWN = 0, UNET_MID = 1, UNET_UP = 2 } UnetBlockKind;
 
 typedef struct {
     UnetBlockKind kind;
-    int block;        // index in down_blocks / up_blocks (0 in the mid block)
-    int attention;    // index in the block's attentions
-    int transformer;  // index in that Transformer2DModel's transformer_blocks
-    int layer;        // running index over all attn1 layers in forward order
+    int block;          // index in down_blocks / up_blocks (0 in the mid block)
+    int attention;      // index in the block's attentions
+    int transformer;    // index in that Transformer2DModel's transformer_blocks
+    int layer;          // running index over all attn1 layers in forward order
     int height, width;  // token grid: L = height * width
-    int step;         // UnetInputs.step
+    int step;           // UnetInputs.step
 } UnetAttnSite;
 
-typedef void (*UnetSelfAttnFn)(void *ctx, const UnetAttnSite *site, Tensor *out, const Tensor *x_normed,
-                               const UnetAttention *attn, Arena *scratch);
+typedef void (*UnetSelfAttnFn)(void *ctx, const UnetAttnSite *site, Tensor *out,
+                               const Tensor *x_normed, const UnetAttention *attn, Arena *scratch);
 
 // out (B, Lq, C) = to_out(attention(to_q(x), keys/values)) where the keys and values are
 // to_k / to_v of kv[0], ..., kv[n-1] taken as one sequence in that order; kv[i] is
 // (Bk, Lk_i, C_kv) with Bk == B or 1 (1: the same tokens for every batch row). n <= 15.
-void unet_attention(const UnetAttention *a, Tensor *out, const Tensor *x, const Tensor *const *kv, int n,
-                    Arena *scratch);
+void unet_attention(const UnetAttention *a, Tensor *out, const Tensor *x, const Tensor *const *kv,
+                    int n, Arena *scratch);
 // The plain attn1: unet_attention with kv = {x_normed}.
-void unet_self_attn_default(void *ctx, const UnetAttnSite *site, Tensor *out, const Tensor *x_normed,
-                            const UnetAttention *attn, Arena *scratch);
+void unet_self_attn_default(void *ctx, const UnetAttnSite *site, Tensor *out,
+                            const Tensor *x_normed, const UnetAttention *attn, Arena *scratch);
 // Number of attn1 layers (sites) of a forward pass.
 int unet_self_attn_layers(const Unet *m);
 
 // ---- forward --------------------------------------------------------------------------
 typedef struct {
-    float b1, b2, s1, s2;  // the values StoryDiffusion uses for SDXL: 1.1, 1.2, 0.6, 0.4
+    // diffusers' FreeU guide: SD1.5 b1 1.2, b2 1.4, s1 0.9, s2 0.2; SD2.1 1.1, 1.2, 0.9, 0.2;
+    // SDXL 1.1, 1.2, 0.6, 0.4
+    float b1, b2, s1, s2;
 } UnetFreeU;
 
 typedef struct {
@@ -208,13 +215,14 @@ typedef struct {
     const UnetFreeU *freeu;               // NULL: off
     UnetSelfAttnFn self_attn;             // NULL: unet_self_attn_default
     void *self_attn_ctx;
-    int step;                             // handed to self_attn in the site
+    int step;  // handed to self_attn in the site
 } UnetInputs;
 
 // Runs the UNet: out (B, out_channels, H, W), preallocated in the model's dtype and device.
 // Activations come from ws (released before returning). Returns 0, or -1 with a message
 // when the inputs do not fit the model (shapes, sizes).
-int unet_forward(const Unet *m, const UnetInputs *in, Tensor *out, Arena *ws, char *err, size_t errlen);
+int unet_forward(const Unet *m, const UnetInputs *in, Tensor *out, Arena *ws, char *err,
+                 size_t errlen);
 // Bytes of ws that unet_forward needs for B rows of an H x W latent and a context of L tokens
 // (the default self-attention; a hook adds its own needs).
 size_t unet_scratch_bytes(const Unet *m, int B, int H, int W, int L);

@@ -55,10 +55,10 @@ static void swap_last2(Run *r, Tensor *out, const Tensor *x) {
 
 // ---- attention ------------------------------------------------------------------------------
 
-void unet_attention_impl(const UnetAttention *a, Tensor *out, const Tensor *x, const Tensor *const *kv, int n,
-                         Arena *ws, int dry) {
-    STORY_CHECK(n >= 1 && n < ATTN_MAX_SEGMENTS, "unet_attention: %d key/value token sets (1 .. %d)", n,
-                ATTN_MAX_SEGMENTS - 1);
+void unet_attention_impl(const UnetAttention *a, Tensor *out, const Tensor *x,
+                         const Tensor *const *kv, int n, Arena *ws, int dry) {
+    STORY_CHECK(n >= 1 && n < ATTN_MAX_SEGMENTS,
+                "unet_attention: %d key/value token sets (1 .. %d)", n, ATTN_MAX_SEGMENTS - 1);
     const int64_t B = x->shape[0], Lq = x->shape[1], inner = a->to_q.w.shape[0];
     const size_t mark = arena_mark(ws);
     Tensor q = arena_tensor(ws, x->dtype, 3, SHAPE(B, Lq, inner));
@@ -84,13 +84,13 @@ void unet_attention_impl(const UnetAttention *a, Tensor *out, const Tensor *x, c
     arena_release(ws, mark);
 }
 
-void unet_attention(const UnetAttention *a, Tensor *out, const Tensor *x, const Tensor *const *kv, int n,
-                    Arena *scratch) {
+void unet_attention(const UnetAttention *a, Tensor *out, const Tensor *x, const Tensor *const *kv,
+                    int n, Arena *scratch) {
     unet_attention_impl(a, out, x, kv, n, scratch, 0);
 }
 
-void unet_self_attn_default(void *ctx, const UnetAttnSite *site, Tensor *out, const Tensor *x_normed,
-                            const UnetAttention *attn, Arena *scratch) {
+void unet_self_attn_default(void *ctx, const UnetAttnSite *site, Tensor *out,
+                            const Tensor *x_normed, const UnetAttention *attn, Arena *scratch) {
     (void)ctx, (void)site;
     const Tensor *kv[1] = {x_normed};
     unet_attention_impl(attn, out, x_normed, kv, 1, scratch, 0);
@@ -225,7 +225,8 @@ static void run_forward(Run *r, const UnetInputs *in, const Tensor *sample, Tens
 
     // emb = time_embedding(timestep_embedding(t)) (+ add_embedding(...)), then silu once
     Tensor tp = NEW(r, B, C0), e1 = NEW(r, B, T), emb = NEW(r, B, T);
-    if (!r->dry) op_timestep_embedding(&tp, in->timesteps, c->flip_sin_to_cos, c->freq_shift, 10000.0f);
+    if (!r->dry)
+        op_timestep_embedding(&tp, in->timesteps, c->flip_sin_to_cos, c->freq_shift, 10000.0f);
     linear(r, &e1, &tp, &m->time_1);
     if (!r->dry) op_silu(&e1, &e1);
     linear(r, &emb, &e1, &m->time_2);
@@ -343,26 +344,31 @@ static int downsamplers(const Unet *m) {
 int unet_self_attn_layers(const Unet *m) {
     int n = m->mid_attn.depth;
     for (int i = 0; i < m->cfg.nblocks; i++)
-        for (int j = 0; j < UNET_MAX_LAYERS; j++) n += m->down[i].attn[j].depth + m->up[i].attn[j].depth;
+        for (int j = 0; j < UNET_MAX_LAYERS; j++)
+            n += m->down[i].attn[j].depth + m->up[i].attn[j].depth;
     return n;
 }
 
-static int check_tensor(const Unet *m, const Tensor *t, const char *what, int ndim, const int64_t *shape, char *err,
-                        size_t errlen) {
+static int check_tensor(const Unet *m, const Tensor *t, const char *what, int ndim,
+                        const int64_t *shape, char *err, size_t errlen) {
     char d[96];
     int ok = t && t->ndim == ndim && t->dtype == m->dtype && t->dev == m->dev;
     for (int i = 0; ok && i < ndim; i++) ok = shape[i] < 0 || t->shape[i] == shape[i];
     if (ok) return 0;
-    int n = snprintf(err, errlen, "unet: %s is %s, expected (", what, t ? tensor_desc(t, d, sizeof d) : "missing");
+    int n = snprintf(err, errlen, "unet: %s is %s, expected (", what,
+                     t ? tensor_desc(t, d, sizeof d) : "missing");
     for (int i = 0; i < ndim && n < (int)errlen; i++)
-        n += shape[i] < 0 ? snprintf(err + n, errlen - n, "%s*", i ? ", " : "")
-                          : snprintf(err + n, errlen - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+        n += shape[i] < 0
+                 ? snprintf(err + n, errlen - n, "%s*", i ? ", " : "")
+                 : snprintf(err + n, errlen - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (n < (int)errlen)
-        snprintf(err + n, errlen - n, ") %s %s", dtype_name(m->dtype), m->dev == DEV_CPU ? "cpu" : "cuda");
+        snprintf(err + n, errlen - n, ") %s %s", dtype_name(m->dtype),
+                 m->dev == DEV_CPU ? "cpu" : "cuda");
     return -1;
 }
 
-int unet_forward(const Unet *m, const UnetInputs *in, Tensor *out, Arena *ws, char *err, size_t errlen) {
+int unet_forward(const Unet *m, const UnetInputs *in, Tensor *out, Arena *ws, char *err,
+                 size_t errlen) {
     const UnetConfig *c = &m->cfg;
     const Tensor *s = in->sample;
     if (check_tensor(m, s, "sample", 4, SHAPE(-1, c->in_channels, -1, -1), err, errlen)) return -1;
@@ -370,30 +376,37 @@ int unet_forward(const Unet *m, const UnetInputs *in, Tensor *out, Arena *ws, ch
     const int f = 1 << downsamplers(m);
     if (B < 1 || H < 1 || W < 1 || H % f || W % f)
         return snprintf(err, errlen,
-                        "unet: a %lld x %lld latent does not fit this UNet: height and width must be multiples of %d "
+                        "unet: a %lld x %lld latent does not fit this UNet: height and width must "
+                        "be multiples of %d "
                         "(images: multiples of %d pixels)",
                         (long long)H, (long long)W, f, 8 * f),
                -1;
-    if (check_tensor(m, in->encoder_hidden_states, "encoder_hidden_states", 3, SHAPE(B, -1, c->cross_dim[0]), err,
-                     errlen) ||
+    if (check_tensor(m, in->encoder_hidden_states, "encoder_hidden_states", 3,
+                     SHAPE(B, -1, c->cross_dim[0]), err, errlen) ||
         check_tensor(m, out, "out", 4, SHAPE(B, c->out_channels, H, W), err, errlen))
         return -1;
     if (!in->timesteps) return snprintf(err, errlen, "unet: no timesteps"), -1;
     if (c->addition_time_embed_dim) {
-        const int64_t P = c->projection_class_embeddings_input_dim - 6 * (int64_t)c->addition_time_embed_dim;
-        if (check_tensor(m, in->text_embeds, "text_embeds (SDXL pooled prompt embeddings)", 2, SHAPE(B, P), err,
-                         errlen))
+        const int64_t P =
+            c->projection_class_embeddings_input_dim - 6 * (int64_t)c->addition_time_embed_dim;
+        if (check_tensor(m, in->text_embeds, "text_embeds (SDXL pooled prompt embeddings)", 2,
+                         SHAPE(B, P), err, errlen))
             return -1;
-        if (!in->time_ids) return snprintf(err, errlen, "unet: this UNet needs time_ids (SDXL micro-conditioning)"), -1;
+        if (!in->time_ids)
+            return snprintf(err, errlen,
+                            "unet: this UNet needs time_ids (SDXL micro-conditioning)"),
+                   -1;
     }
-    STORY_CHECK(ws && ws->dev == m->dev, "unet_forward: the scratch arena must be on the model's device");
+    STORY_CHECK(ws && ws->dev == m->dev,
+                "unet_forward: the scratch arena must be on the model's device");
     Run r = {0};
     r.m = m, r.ws = ws, r.dt = m->dtype, r.context = in->encoder_hidden_states;
     r.attn_fn = in->self_attn ? in->self_attn : unet_self_attn_default;
     r.attn_ctx = in->self_attn_ctx;
     r.site.step = in->step;
     // as diffusers' is_freeu_enabled: off unless all four factors are nonzero
-    r.freeu = in->freeu && in->freeu->b1 != 0 && in->freeu->b2 != 0 && in->freeu->s1 != 0 && in->freeu->s2 != 0
+    r.freeu = in->freeu && in->freeu->b1 != 0 && in->freeu->b2 != 0 && in->freeu->s1 != 0 &&
+                      in->freeu->s2 != 0
                   ? in->freeu
                   : NULL;
     run_forward(&r, in, s, out);

@@ -1,6 +1,7 @@
 // models/unet_host.c: the UNet's pieces that are not ops: the token layout swap and FreeU's
 // Fourier filter.
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,31 +12,58 @@
 #include "runner/check.h"
 
 // ---- (B, M, N) -> (B, N, M) ------------------------------------------------------------------
+// 32 x 32 tiles: both the rows read and the rows written stay in L1.
 
 #define SWAP_TILE 32
 
-void unet_swap_last2(Tensor *out, const Tensor *x) {
-    STORY_CHECK(x->ndim == 3 && out->ndim == 3 && out->shape[0] == x->shape[0] && out->shape[1] == x->shape[2] &&
-                    out->shape[2] == x->shape[1] && out->dtype == x->dtype && out->data != x->data,
-                "unet_swap_last2: out must be x (B, M, N) transposed to (B, N, M), not aliased");
-    if (x->dev != DEV_CPU || out->dev != DEV_CPU)
-        STORY_FATAL("unet: the (B, C, H*W) <-> (B, H*W, C) layout change has no CUDA op yet; the UNet runs on the "
-                    "CPU only for now");
-    STORY_CHECK(x->dtype == DT_F32, "unet_swap_last2: f32 only on the CPU");
-    const int64_t B = x->shape[0], M = x->shape[1], N = x->shape[2];
+// Rows i0..i1-1, columns j0..j1-1 of one (M, N) matrix s into d (N, M).
+static void tile_u32(uint32_t *d, const uint32_t *s, int64_t M, int64_t N, int64_t i0, int64_t i1,
+                     int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; j++)
+        for (int64_t i = i0; i < i1; i++) d[j * M + i] = s[i * N + j];
+}
+
+static void tile_u16(uint16_t *d, const uint16_t *s, int64_t M, int64_t N, int64_t i0, int64_t i1,
+                     int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; j++)
+        for (int64_t i = i0; i < i1; i++) d[j * M + i] = s[i * N + j];
+}
+
+static void swap_host(void *out, const void *x, int64_t B, int64_t M, int64_t N, size_t es) {
     const int64_t tm = (M + SWAP_TILE - 1) / SWAP_TILE, tn = (N + SWAP_TILE - 1) / SWAP_TILE;
-    const float *src = x->data;
-    float *dst = out->data;
-    // 32 x 32 tiles: both the rows read and the rows written stay in L1.
 #pragma omp parallel for schedule(static) num_threads(cpu_threads())
     for (int64_t t = 0; t < B * tm * tn; t++) {
         const int64_t b = t / (tm * tn), i0 = (t / tn % tm) * SWAP_TILE, j0 = t % tn * SWAP_TILE;
-        const int64_t i1 = i0 + SWAP_TILE < M ? i0 + SWAP_TILE : M, j1 = j0 + SWAP_TILE < N ? j0 + SWAP_TILE : N;
-        const float *s = src + b * M * N;
-        float *d = dst + b * M * N;
-        for (int64_t j = j0; j < j1; j++)
-            for (int64_t i = i0; i < i1; i++) d[j * M + i] = s[i * N + j];
+        const int64_t i1 = i0 + SWAP_TILE < M ? i0 + SWAP_TILE : M;
+        const int64_t j1 = j0 + SWAP_TILE < N ? j0 + SWAP_TILE : N;
+        if (es == 4)
+            tile_u32((uint32_t *)out + b * M * N, (const uint32_t *)x + b * M * N, M, N, i0, i1, j0,
+                     j1);
+        else
+            tile_u16((uint16_t *)out + b * M * N, (const uint16_t *)x + b * M * N, M, N, i0, i1, j0,
+                     j1);
     }
+}
+
+void unet_swap_last2(Tensor *out, const Tensor *x) {
+    STORY_CHECK(x->ndim == 3 && out->ndim == 3 && out->shape[0] == x->shape[0] &&
+                    out->shape[1] == x->shape[2] && out->shape[2] == x->shape[1] &&
+                    out->dtype == x->dtype && out->dev == x->dev && out->data != x->data,
+                "unet_swap_last2: out must be x (B, M, N) transposed to (B, N, M), not aliased");
+    const int64_t B = x->shape[0], M = x->shape[1], N = x->shape[2];
+    const size_t es = dtype_size(x->dtype), nb = tensor_nbytes(x);
+    if (x->dev == DEV_CPU) {
+        swap_host(out->data, x->data, B, M, N, es);
+        return;
+    }
+    // No device op for this yet: a round trip through host memory, correct but slow (about
+    // 2 x 4 bytes per element over PCIe per call). A transpose op replaces it.
+    void *a = mallocCheck(nb), *b = mallocCheck(nb);
+    story_cuda_memcpy(a, x->data, nb, 1);
+    swap_host(b, a, B, M, N, es);
+    story_cuda_memcpy(out->data, b, nb, 0);
+    free(a);
+    free(b);
 }
 
 // ---- FreeU's Fourier filter --------------------------------------------------------------------
@@ -62,9 +90,11 @@ static int masked_freqs(int n, int t, int *out) {
 }
 
 // One plane x (H, W), in place. cw/sw: cos/sin(2 pi m / W) for m < W; ch/sh likewise for H.
-static void filter_plane(float *x, int H, int W, const int *ky, int nky, const int *kx, int nkx, double factor,
-                         const double *ch, const double *sh, const double *cw, const double *sw, double *work) {
-    // R[a][h] = sum_w x[h, w] e^{-2 pi i kx_a w / W}, then X[b][a] = sum_h R[a][h] e^{-2 pi i ky_b h / H}
+static void filter_plane(float *x, int H, int W, const int *ky, int nky, const int *kx, int nkx,
+                         double factor, const double *ch, const double *sh, const double *cw,
+                         const double *sw, double *work) {
+    // R[a][h] = sum_w x[h, w] e^{-2 pi i kx_a w / W}, then X[b][a] = sum_h R[a][h] e^{-2 pi i ky_b
+    // h / H}
     double *Rr = work, *Ri = Rr + (size_t)nkx * H;
     for (int a = 0; a < nkx; a++)
         for (int h = 0; h < H; h++) {
@@ -88,7 +118,8 @@ static void filter_plane(float *x, int H, int W, const int *ky, int nky, const i
             }
             Xr[b * nkx + a] = re, Xi[b * nkx + a] = im;
         }
-    // y[h, w] = x + factor * Re(sum_a A[a][h] e^{2 pi i kx_a w / W}), A[a][h] = sum_b X[b][a] e^{2 pi i ky_b h / H}
+    // y[h, w] = x + factor * Re(sum_a A[a][h] e^{2 pi i kx_a w / W}), A[a][h] = sum_b X[b][a] e^{2
+    // pi i ky_b h / H}
     for (int h = 0; h < H; h++) {
         double Ar[64], Ai[64];
         for (int a = 0; a < nkx; a++) {
@@ -113,7 +144,8 @@ static void filter_plane(float *x, int H, int W, const int *ky, int nky, const i
 }
 
 void unet_fourier_filter(Tensor *x, int threshold, float scale) {
-    STORY_CHECK(x->ndim == 4 && threshold >= 1 && threshold <= 32, "unet_fourier_filter: x (B, C, H, W), threshold 1..32");
+    STORY_CHECK(x->ndim == 4 && threshold >= 1 && threshold <= 32,
+                "unet_fourier_filter: x (B, C, H, W), threshold 1..32");
     const int64_t planes = x->shape[0] * x->shape[1], n = tensor_numel(x);
     const int H = (int)x->shape[2], W = (int)x->shape[3];
     if (scale == 1.0f || n == 0) return;
@@ -123,7 +155,8 @@ void unet_fourier_filter(Tensor *x, int threshold, float scale) {
         free(ky);
         return;
     }
-    STORY_CHECK(nkx <= 64 && nky * nkx <= 128, "unet_fourier_filter: threshold %d too large", threshold);
+    STORY_CHECK(nkx <= 64 && nky * nkx <= 128, "unet_fourier_filter: threshold %d too large",
+                threshold);
     // x as host f32 (diffusers also filters in f32 whatever the dtype)
     const size_t nb = tensor_nbytes(x);
     void *raw = x->data;
@@ -135,7 +168,8 @@ void unet_fourier_filter(Tensor *x, int threshold, float scale) {
     if (x->dtype != DT_F32) {
         f = mallocCheck((size_t)n * sizeof(float));
         for (int64_t i = 0; i < n; i++)
-            f[i] = x->dtype == DT_F16 ? f16_to_f32(((uint16_t *)raw)[i]) : bf16_to_f32(((uint16_t *)raw)[i]);
+            f[i] = x->dtype == DT_F16 ? f16_to_f32(((uint16_t *)raw)[i])
+                                      : bf16_to_f32(((uint16_t *)raw)[i]);
     } else {
         f = raw;
     }

@@ -359,7 +359,9 @@ static int open_folder_component(Weights *w, const JsonDoc *doc, const JsonMembe
     if (w_file_in(c->dir, cfg)) {
         JsonError je;
         char *p = w_path_join(c->dir, cfg);
-        c->config = json_parse_file(p, NULL, &je);
+        // configs are written by Python's json: -Infinity appears (lambda_min_clipped)
+        const JsonOptions opt = {.nonfinite = true};
+        c->config = json_parse_file(p, &opt, &je);
         free(p);
         if (!c->config) return w_err(err, errlen, "%s", je.msg);
     } else if (!sched && !fe) {

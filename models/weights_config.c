@@ -376,7 +376,9 @@ JsonDoc *wcfg_scheduler(ModelFamily f) {
     kv(&m, "num_train_timesteps", "1000");
     kv(&m, "prediction_type", "\"%s\"", f == FAMILY_SD2 ? "v_prediction" : "epsilon");
     kv(&m, "steps_offset", "1");
-    kv(&m, "timestep_spacing", "\"leading\"");
+    // only SDXL's published config names a spacing; SD1.x/SD2.x leave each scheduler's
+    // class default (DDIM: leading; Euler, DPM++: linspace), as a diffusers folder would
+    if (f == FAMILY_SDXL) kv(&m, "timestep_spacing", "\"leading\"");
     kv(&m, "clip_sample", "false");
     kv(&m, "set_alpha_to_one", "false");
     if (f == FAMILY_SD1) kv(&m, "skip_prk_steps", "true");

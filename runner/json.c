@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -517,6 +518,20 @@ static bool parse_value(Parser *p, JsonValue *v) {
     if (c == '"') {
         v->type = JSON_STRING;
         return parse_string(p, &v->str, &v->len);
+    }
+    if (p->opt.nonfinite) {
+        static const char *const nf[] = {"NaN", "Infinity", "-Infinity"};
+        for (int w = 0; w < 3; w++) {
+            size_t n = strlen(nf[w]);
+            if (p->n - p->pos >= n && memcmp(p->s + p->pos, nf[w], n) == 0) {
+                v->type = JSON_NUMBER;
+                v->str = nf[w];
+                v->len = n;
+                v->d = w == 0 ? NAN : w == 1 ? HUGE_VAL : -HUGE_VAL;
+                p->pos += n;
+                return true;
+            }
+        }
     }
     if (c == '-' || (c >= '0' && c <= '9')) return parse_number(p, v);
     static const char *const words[] = {"null", "false", "true"};

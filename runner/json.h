@@ -67,6 +67,8 @@ typedef struct JsonOptions {
     int max_depth;           // nesting limit; 0: JSON_DEFAULT_DEPTH, at most JSON_MAX_DEPTH
     bool reject_duplicates;  // a key repeated in one object is an error
     bool lone_surrogates;    // an unpaired \uD800-\uDFFF escape reads as U+FFFD (else an error)
+    bool nonfinite;          // NaN, Infinity, -Infinity read as numbers (Python's json.dump
+                             // writes them: diffusers' scheduler configs hold -Infinity)
 } JsonOptions;
 
 // Why parsing failed. msg is the whole message for users; the parts are for callers that

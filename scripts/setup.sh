@@ -144,13 +144,20 @@ build() {
 }
 
 demo() {
-    # The main job on its embedded default. Until the render job exists: what was built
-    # and where it runs, then every kernel against the CPU reference.
+    # The main job on its embedded default: what was built and where it runs, the kernel
+    # self-check, then one image from the built-in tiny SD1.5 model (seeded random
+    # weights, no download) written to out/demo.png. The story job (render) re-points
+    # this once it exists.
     local bin=$BUILD_DIR/storyrun rc=0 step
     for step in "--version" "devices" "selfcheck"; do
         echo "+ $bin $step"
         "$bin" "$step" || { rc=$?; echo "storyrun $step failed (exit $rc)" >&2; }
     done
+    mkdir -p "$ROOT/out"
+    local t2i=(txt2img --model builtin:tiny-sd15 --prompt "a lighthouse on a cliff at dusk"
+               --seed 42 --steps 8 --output "$ROOT/out/demo.png")
+    echo "+ $bin ${t2i[*]}"
+    "$bin" "${t2i[@]}" || { rc=$?; echo "storyrun txt2img failed (exit $rc)" >&2; }
     return "$rc"
 }
 

@@ -36,13 +36,17 @@
 // runwayml/stable-diffusion-v1-5 unet/config.json (the keys that differ from the defaults
 // and the ones that define the architecture).
 static const char *SD15_CONFIG =
-    "{\"act_fn\": \"silu\", \"attention_head_dim\": 8, \"block_out_channels\": [320, 640, 1280, 1280], "
+    "{\"act_fn\": \"silu\", \"attention_head_dim\": 8, \"block_out_channels\": [320, 640, 1280, "
+    "1280], "
     "\"center_input_sample\": false, \"cross_attention_dim\": 768, "
-    "\"down_block_types\": [\"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", "
+    "\"down_block_types\": [\"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", "
+    "\"CrossAttnDownBlock2D\", "
     "\"DownBlock2D\"], \"downsample_padding\": 1, \"flip_sin_to_cos\": true, \"freq_shift\": 0, "
-    "\"in_channels\": 4, \"layers_per_block\": 2, \"mid_block_scale_factor\": 1, \"norm_eps\": 1e-05, "
+    "\"in_channels\": 4, \"layers_per_block\": 2, \"mid_block_scale_factor\": 1, \"norm_eps\": "
+    "1e-05, "
     "\"norm_num_groups\": 32, \"out_channels\": 4, \"sample_size\": 64, "
-    "\"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\"]}";
+    "\"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\", "
+    "\"CrossAttnUpBlock2D\"]}";
 
 static uint64_t splitmix(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -56,20 +60,22 @@ static float unif(uint64_t *s) { return (float)((splitmix(s) >> 40) * (2.0 / 167
 
 // Seeded weights by name (the same values whatever the loading order): norms 1 / 0, other
 // weights and biases uniform +-1/sqrt(fan_in) as torch's default initialisation draws them.
-static int random_source(void *ctx, const char *name, int ndim, const int64_t *shape, Arena *arena, DType dt,
-                         Tensor *out, char *err, size_t errlen) {
+static int random_source(void *ctx, const char *name, int ndim, const int64_t *shape, Arena *arena,
+                         DType dt, Tensor *out, char *err, size_t errlen) {
     (void)ctx, (void)err, (void)errlen;
     *out = arena_tensor(arena, dt, ndim, shape);
     float *d = out->data;
     const int64_t n = tensor_numel(out);
     uint64_t s = 1469598103934665603ull;
     for (const char *p = name; *p; p++) s = (s ^ (uint8_t)*p) * 1099511628211ull;
-    const int is_bias = strstr(name, ".bias") != NULL, is_norm = strstr(name, "norm") != NULL && ndim == 1;
+    const int is_bias = strstr(name, ".bias") != NULL,
+              is_norm = strstr(name, "norm") != NULL && ndim == 1;
     if (is_norm) {
         for (int64_t i = 0; i < n; i++) d[i] = is_bias ? 0.0f : 1.0f;
         return 0;
     }
-    const int64_t fan_in = ndim > 1 ? n / shape[0] : 320;  // a bias does not know its layer's fan-in
+    const int64_t fan_in =
+        ndim > 1 ? n / shape[0] : 320;  // a bias does not know its layer's fan-in
     const float bound = 1.0f / sqrtf((float)fan_in);
     for (int64_t i = 0; i < n; i++) d[i] = bound * unif(&s);
     return 0;
@@ -83,18 +89,31 @@ typedef struct {
     char banner[640];
 } Torch;
 
-static int torch_start(Torch *t, const char *python, const char *script, int threads, int size, int batch) {
+static int torch_start(Torch *t, const char *python, const char *script, int threads, int size,
+                       int batch) {
     char th[16], sz[16], bt[16], line[640];
     snprintf(th, sizeof th, "%d", threads);
     snprintf(sz, sizeof sz, "%d", size);
     snprintf(bt, sizeof bt, "%d", batch);
-    char *argv[] = {(char *)python, (char *)script, "--config", (char *)SD15_CONFIG, "--batch", bt, "--size", sz,
-                    "--seq", "77", "--threads", th, NULL};
+    char *argv[] = {(char *)python,
+                    (char *)script,
+                    "--config",
+                    (char *)SD15_CONFIG,
+                    "--batch",
+                    bt,
+                    "--size",
+                    sz,
+                    "--seq",
+                    "77",
+                    "--threads",
+                    th,
+                    NULL};
     if (bench_child_start(&t->c, argv, t->banner, sizeof t->banner)) return -1;
     while (bench_child_read(&t->c, line, sizeof line) == 0) {
         if (!strncmp(line, "READY ", 6)) {
             snprintf(t->banner, sizeof t->banner, "%s", line + 6);
-        } else if (!strncmp(line, "BUILT ", 6) && sscanf(line + 6, "%lld %lld", &t->weights, &t->params) == 2) {
+        } else if (!strncmp(line, "BUILT ", 6) &&
+                   sscanf(line + 6, "%lld %lld", &t->weights, &t->params) == 2) {
             t->up = 1;
             return 0;
         } else {
@@ -146,20 +165,24 @@ static void story_setup(Story *s, int size, int batch) {
     json_free(doc);
     s->params = unet_param_count(&cfg);
     const long long rss0 = bench_rss_bytes();
-    if (arena_init(&s->wa, DEV_CPU, unet_weight_bytes(&cfg, DT_F32))) STORY_FATAL("no memory for the weights");
-    if (unet_load_source(&s->m, &cfg, random_source, NULL, &s->wa, DT_F32, err, sizeof err)) STORY_FATAL("%s", err);
+    if (arena_init(&s->wa, DEV_CPU, unet_weight_bytes(&cfg, DT_F32)))
+        STORY_FATAL("no memory for the weights");
+    if (unet_load_source(&s->m, &cfg, random_source, NULL, &s->wa, DT_F32, err, sizeof err))
+        STORY_FATAL("%s", err);
     s->weights = bench_rss_bytes() - rss0;
 
     const int64_t B = batch, L = 77, D = cfg.cross_dim[0];
-    s->x = tensor_view(mallocCheck(sizeof(float) * (size_t)(B * 4 * size * size)), DT_F32, DEV_CPU, 4,
-                       SHAPE(B, 4, size, size));
-    s->ctx = tensor_view(mallocCheck(sizeof(float) * (size_t)(B * L * D)), DT_F32, DEV_CPU, 3, SHAPE(B, L, D));
-    s->y = tensor_view(mallocCheck(sizeof(float) * (size_t)(B * 4 * size * size)), DT_F32, DEV_CPU, 4,
-                       SHAPE(B, 4, size, size));
+    s->x = tensor_view(mallocCheck(sizeof(float) * (size_t)(B * 4 * size * size)), DT_F32, DEV_CPU,
+                       4, SHAPE(B, 4, size, size));
+    s->ctx = tensor_view(mallocCheck(sizeof(float) * (size_t)(B * L * D)), DT_F32, DEV_CPU, 3,
+                         SHAPE(B, L, D));
+    s->y = tensor_view(mallocCheck(sizeof(float) * (size_t)(B * 4 * size * size)), DT_F32, DEV_CPU,
+                       4, SHAPE(B, 4, size, size));
     s->t = mallocCheck(sizeof(float) * (size_t)B);
     uint64_t seed = 1;
     float *x = s->x.data, *c = s->ctx.data;
-    for (int64_t i = 0; i < tensor_numel(&s->x); i++) x[i] = 1.7f * unif(&seed);  // about unit variance
+    for (int64_t i = 0; i < tensor_numel(&s->x); i++)
+        x[i] = 1.7f * unif(&seed);  // about unit variance
     for (int64_t i = 0; i < tensor_numel(&s->ctx); i++) c[i] = 1.7f * unif(&seed);
     for (int64_t i = 0; i < B; i++) s->t[i] = 999.0f;
     s->in.sample = &s->x, s->in.timesteps = s->t, s->in.encoder_hidden_states = &s->ctx;
@@ -202,13 +225,20 @@ int main(int argc, char **argv) {
     const char *script = STORY_TORCH_REF_SCRIPT;
     if (!python || !*python) python = "/opt/ref-venv/bin/python";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
-        else if (!strcmp(argv[i], "--script") && i + 1 < argc) script = argv[++i];
-        else if (!strcmp(argv[i], "--no-torch")) use_torch = 0;
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--size") && i + 1 < argc)
+            size = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--python") && i + 1 < argc)
+            python = argv[++i];
+        else if (!strcmp(argv[i], "--script") && i + 1 < argc)
+            script = argv[++i];
+        else if (!strcmp(argv[i], "--no-torch"))
+            use_torch = 0;
         else {
             fprintf(stderr,
                     "usage: %s [--threads N] [--reps R] [--size S] [--batch B] [--python PATH] "
@@ -227,8 +257,10 @@ int main(int argc, char **argv) {
     Story s = {0};
     story_setup(&s, size, batch);
     // warm-up, then timed runs in pairs: torch, then storyrun, under the same load
-    double *tt = mallocCheck(sizeof(double) * (size_t)reps), *st = mallocCheck(sizeof(double) * (size_t)reps);
-    double *tt2 = mallocCheck(sizeof(double) * (size_t)reps), *st2 = mallocCheck(sizeof(double) * (size_t)reps);
+    double *tt = mallocCheck(sizeof(double) * (size_t)reps),
+           *st = mallocCheck(sizeof(double) * (size_t)reps);
+    double *tt2 = mallocCheck(sizeof(double) * (size_t)reps),
+           *st2 = mallocCheck(sizeof(double) * (size_t)reps);
     if (have) torch_run(&t);
     story_run(&s);
     for (int r = 0; r < reps; r++) {
@@ -247,13 +279,16 @@ int main(int argc, char **argv) {
     story_free(&s);
 
     const double MiB = 1048576.0;
-    printf("bench_unet: UNet2DConditionModel, SD1.5 architecture (%lld weights), fp32, latent %dx%d, batch %d, "
-           "context 77, %d threads, %d timed runs after 1 warm-up\n",
-           (long long)s.params, size, size, batch, threads, reps);
+    printf(
+        "bench_unet: UNet2DConditionModel, SD1.5 architecture (%lld weights), fp32, latent %dx%d, "
+        "batch %d, "
+        "context 77, %d threads, %d timed runs after 1 warm-up\n",
+        (long long)s.params, size, size, batch, threads, reps);
     if (ok)
         printf("torch reference: %s (%lld weights)\n", t.banner, t.params);
     else
-        printf("torch reference: unavailable (%s); storyrun only\n", use_torch ? t.banner : "--no-torch");
+        printf("torch reference: unavailable (%s); storyrun only\n",
+               use_torch ? t.banner : "--no-torch");
     printf("\n%-34s %12s %12s %8s\n", "", "storyrun", "torch", "ratio");
     row("forward, median (ms)", s_med, t_med, ok);
     row("forward, fastest (ms)", s_min, t_min, ok);

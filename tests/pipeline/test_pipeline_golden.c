@@ -130,6 +130,10 @@ static void run_case(Pipeline *p, const JsonValue *c) {
     SchedConfig over;
     sched_config_unset(&over);
     if (req.sampler.kind == SCHED_DDIM) over.set_alpha_to_one = over.clip_sample = 0;
+    // The tiny folders' scheduler configs name "leading" spacing (diffusers now writes every
+    // default); a single file carries no scheduler config, and for SD1.x storyrun then uses
+    // what the published SD1.5 folder implies (each class's default), so say it here.
+    over.timestep_spacing = SCHED_SPACING_LEADING;
     req.sched_overrides = &over;
     UnetFreeU freeu;
     if (fu && fu->type == JSON_ARRAY) {  // golden order: s1, s2, b1, b2

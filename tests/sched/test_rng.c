@@ -201,7 +201,7 @@ static void run_torch(const char *dir) {
     printf("  sequences of draws from one generator: %d checks\n", g_checks - before);
 
     // a generator never seeded
-    TorchRng g;
+    TorchRng g, h2;
     rng_torch_seed(&g, RNG_TORCH_DEFAULT_SEED);
     const JsonValue *ds = json_get(r, "default_seed");
     CHECK(ds && strtoull(ds->str, NULL, 10) == RNG_TORCH_DEFAULT_SEED,
@@ -213,6 +213,30 @@ static void run_torch(const char *dir) {
     float *want = golden("default.100", &m);
     same_bits("default.100", got, want, 100);
     free(want);
+
+    // the tensor forms: f32 draws into a bf16 tensor, f16 draws into an f16 and an f32 tensor
+    {
+        float *w32 = golden("randn.0.100", &m), *w16 = golden("randn16.float16.0.100", &m);
+        uint16_t h[100];
+        float f[100];
+        Tensor th = tensor_view(h, DT_BF16, DEV_CPU, 1, (const int64_t[]){100});
+        rng_torch_seed(&g, 0);
+        int rc = rng_torch_randn_tensor(&g, &th);
+        int same = !rc;
+        for (int i = 0; i < 100; i++) same &= h[i] == f32_to_bf16(w32[i]);
+        CHECK(same, "rng_torch_randn_tensor into bf16: not torch.randn(float32).to(bfloat16)");
+        th.dtype = DT_F16;
+        rng_torch_seed(&g, 0);
+        rc = rng_torch_randn_tensor_as(&g, &th, DT_F16);
+        Tensor tf = tensor_view(f, DT_F32, DEV_CPU, 1, (const int64_t[]){100});
+        rng_torch_seed(&h2, 0);
+        rc |= rng_torch_randn_tensor_as(&h2, &tf, DT_F16);
+        same = !rc;
+        for (int i = 0; i < 100; i++) same &= f16_to_f32(h[i]) == w16[i] && f[i] == w16[i];
+        CHECK(same, "rng_torch_randn_tensor_as(float16): not torch.randn(dtype=float16)");
+        free(w32);
+        free(w16);
+    }
 
     // torch.rand: the uniforms below normal_fill
     rng_torch_seed(&g, 0);

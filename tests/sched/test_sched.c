@@ -391,6 +391,17 @@ static void run_config(const char *sd15, const char *sdxl) {
                paths[m], m ? "SDXL" : "SD1.5", sched_kind_name(s.kind), s.timesteps[0],
                s.timesteps[9], s.init_noise_sigma);
         sched_free(&s);
+        if (m) {  // 1000 leading steps: t = 999 + 1 = 1000, clamped to the last sigma (as
+                  // diffusers)
+            if (sched_init(&s, SCHED_EULER, &c, 1000, err, sizeof err)) die(paths[m], err);
+            ok = s.timesteps[0] == 1000 && s.timesteps[999] == 1 && s.sigmas[0] == s.sigmas[1] &&
+                 fabsf(s.sigmas[0] - 14.6146f) < 1e-4f;
+            g_checks++;
+            if (!ok) g_fail++;
+            printf("  %-4s euler, 1000 leading steps: t %g, %g; sigma %g, %g\n", ok ? "ok" : "FAIL",
+                   s.timesteps[0], s.timesteps[1], s.sigmas[0], s.sigmas[1]);
+            sched_free(&s);
+        }
         weights_close(w);
     }
     // family defaults (single files without a config): SD1.5 + Euler spaces "linspace"

@@ -374,6 +374,23 @@ static void case_numbers(void) {
               isinf(json_at(json_root(doc), 0)->d),
           "1000 digits");
     json_free(doc);
+    // NaN / Infinity / -Infinity: refused by default, numbers with JsonOptions.nonfinite
+    const char *nf = "{\"a\": -Infinity, \"b\": Infinity, \"c\": NaN}";
+    doc = parse(nf, NULL, &e);
+    CHECK(doc == NULL, "non-finite numbers accepted without the option");
+    json_free(doc);
+    const JsonOptions opt = {.nonfinite = true};
+    doc = parse(nf, &opt, &e);
+    CHECK(doc != NULL, "non-finite numbers with the option: %s", e.msg);
+    if (doc) {
+        const JsonValue *r = json_root(doc);
+        CHECK(r->members[0].value.type == JSON_NUMBER && isinf(r->members[0].value.d) &&
+                  r->members[0].value.d < 0 && !r->members[0].value.is_int,
+              "-Infinity");
+        CHECK(isinf(r->members[1].value.d) && r->members[1].value.d > 0, "Infinity");
+        CHECK(isnan(r->members[2].value.d), "NaN");
+        json_free(doc);
+    }
 }
 
 // ---- UTF-8 ------------------------------------------------------------------------------
