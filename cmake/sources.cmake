@@ -32,7 +32,10 @@ endif()
 
 # story_emu: the hand-written CUDA kernels compiled as C++ against the emulation
 # runtime (tests only). Each .cu is included from a generated .cpp.
-set(STORY_EMU_SOURCES ${CMAKE_SOURCE_DIR}/kernels/emu/emu.cpp ${CMAKE_SOURCE_DIR}/kernels/arena.c)
+# ops.c gives the emulated build the same op_* dispatch as a CUDA build; emu_libcalls.cpp
+# stands for the cuBLAS ops, which are not emulated.
+set(STORY_EMU_SOURCES ${CMAKE_SOURCE_DIR}/kernels/emu/emu.cpp ${CMAKE_SOURCE_DIR}/kernels/arena.c
+    ${CMAKE_SOURCE_DIR}/kernels/ops.c ${CMAKE_SOURCE_DIR}/kernels/emu/emu_libcalls.cpp)
 foreach(cu ${STORY_CUDA_KERNELS})
   get_filename_component(stem ${cu} NAME_WE)
   set(wrapper ${CMAKE_BINARY_DIR}/emu/${stem}_emu.cpp)
@@ -42,6 +45,7 @@ endforeach()
 add_library(story_emu STATIC ${STORY_EMU_SOURCES})
 target_include_directories(story_emu PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(story_emu PUBLIC story_core OpenMP::OpenMP_CXX Threads::Threads)
+target_compile_definitions(story_emu PRIVATE STORY_HAVE_CUDA=1)  # ops.c: dispatch to cuda_*
 
 # story_runtime: what every job shares (CLI helpers, comm, logging).
 file(GLOB STORY_RUNNER_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/runner/*.c)
