@@ -11,11 +11,6 @@
 #include "models/unet_internal.h"
 #include "runner/check.h"
 
-#include <time.h>
-#include <stdlib.h>
-double g_prof[16]; const char *g_prof_name[16] = {"conv3","conv1","linear","gnorm","lnorm","add","swap","attn_op","geglu","concat","other"};
-static double pnow(void){struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); return t.tv_sec*1e3+t.tv_nsec*1e-6;}
-#define PROF(k, stmt) do { double _t = pnow(); stmt; g_prof[k] += pnow() - _t; } while (0)
 typedef struct {
     const Unet *m;
     Arena *ws;
@@ -40,22 +35,22 @@ static Tensor view(const Run *r, void *data, int ndim, const int64_t *shape) {
 static const Tensor *bias_of(const UnetParam *p) { return p->b.data ? &p->b : NULL; }
 
 static void conv(Run *r, Tensor *out, const Tensor *x, const UnetParam *p, int stride, int pad) {
-    if (!r->dry) PROF(p->w.shape[2] == 3 ? 0 : 1, op_conv2d(out, x, &p->w, bias_of(p), stride, pad, r->ws));
+    if (!r->dry) op_conv2d(out, x, &p->w, bias_of(p), stride, pad, r->ws);
 }
 static void linear(Run *r, Tensor *out, const Tensor *x, const UnetParam *p) {
-    if (!r->dry) PROF(2, op_linear(out, x, &p->w, bias_of(p)));
+    if (!r->dry) op_linear(out, x, &p->w, bias_of(p));
 }
 static void gnorm(Run *r, Tensor *out, const Tensor *x, const UnetParam *p, float eps, int silu) {
-    if (!r->dry) PROF(3, op_group_norm(out, x, &p->w, &p->b, r->m->cfg.norm_num_groups, eps, silu));
+    if (!r->dry) op_group_norm(out, x, &p->w, &p->b, r->m->cfg.norm_num_groups, eps, silu);
 }
 static void lnorm(Run *r, Tensor *out, const Tensor *x, const UnetParam *p) {
-    if (!r->dry) PROF(4, op_layer_norm(out, x, &p->w, &p->b, 1e-5f));  // BasicTransformerBlock's default eps
+    if (!r->dry) op_layer_norm(out, x, &p->w, &p->b, 1e-5f);  // BasicTransformerBlock's default eps
 }
 static void add(Run *r, Tensor *out, const Tensor *a, const Tensor *b) {
-    if (!r->dry) PROF(5, op_add(out, a, b));
+    if (!r->dry) op_add(out, a, b);
 }
 static void swap_last2(Run *r, Tensor *out, const Tensor *x) {
-    if (!r->dry) PROF(6, unet_swap_last2(out, x));
+    if (!r->dry) unet_swap_last2(out, x);
 }
 
 // ---- attention ------------------------------------------------------------------------------
@@ -69,22 +64,22 @@ void unet_attention_impl(const UnetAttention *a, Tensor *out, const Tensor *x,
     Tensor q = arena_tensor(ws, x->dtype, 3, SHAPE(B, Lq, inner));
     Tensor k[ATTN_MAX_SEGMENTS], v[ATTN_MAX_SEGMENTS];
     KVSegment seg[ATTN_MAX_SEGMENTS];
-    if (!dry) PROF(2, op_linear(&q, x, &a->to_q.w, NULL));
+    if (!dry) op_linear(&q, x, &a->to_q.w, NULL);
     for (int i = 0; i < n; i++) {
         const int64_t Bk = kv[i]->shape[0], Lk = kv[i]->shape[1];
         k[i] = arena_tensor(ws, x->dtype, 3, SHAPE(Bk, Lk, inner));
         v[i] = arena_tensor(ws, x->dtype, 3, SHAPE(Bk, Lk, inner));
         if (!dry) {
-            PROF(2, op_linear(&k[i], kv[i], &a->to_k.w, NULL));
-            PROF(2, op_linear(&v[i], kv[i], &a->to_v.w, NULL));
+            op_linear(&k[i], kv[i], &a->to_k.w, NULL);
+            op_linear(&v[i], kv[i], &a->to_v.w, NULL);
         }
         seg[i].k = &k[i];
         seg[i].v = &v[i];
     }
     Tensor o = arena_tensor(ws, x->dtype, 3, SHAPE(B, Lq, inner));
     if (!dry) {
-        PROF(7, op_attention(&o, &q, seg, n, a->heads, 0, 0.0f));
-        PROF(2, op_linear(out, &o, &a->to_out.w, bias_of(&a->to_out)));
+        op_attention(&o, &q, seg, n, a->heads, 0, 0.0f);
+        op_linear(out, &o, &a->to_out.w, bias_of(&a->to_out));
     }
     arena_release(ws, mark);
 }
@@ -141,7 +136,7 @@ static void transformer_block(Run *r, const UnetTransformerBlock *b, Tensor *h) 
         Tensor hv = VIEW(r, (char *)h->data + off, nr, C);
         Tensor fv = VIEW(r, f.data, nr, 8 * C), gv = VIEW(r, g.data, nr, 4 * C);
         linear(r, &fv, &nv, &b->ff_in);
-        if (!r->dry) PROF(8, op_geglu(&gv, &fv));
+        if (!r->dry) op_geglu(&gv, &fv);
         linear(r, &av, &gv, &b->ff_out);
         add(r, &hv, &hv, &av);
     }
@@ -309,7 +304,7 @@ static void run_forward(Run *r, const UnetInputs *in, const Tensor *sample, Tens
             freeu(r, i, &h, skip);
             const size_t m2 = arena_mark(r->ws);
             Tensor cat = NEW(r, B, h.shape[1] + skip->shape[1], H, W);
-            if (!r->dry) PROF(9, op_concat(&cat, &h, skip, 1));
+            if (!r->dry) op_concat(&cat, &h, skip, 1);
             o = VIEW(r, buf[cur ^= 1], B, b->cout, H, W);
             resnet(r, &b->res[j], &o, &cat);
             arena_release(r->ws, m2);
@@ -414,12 +409,7 @@ int unet_forward(const Unet *m, const UnetInputs *in, Tensor *out, Arena *ws, ch
                       in->freeu->s2 != 0
                   ? in->freeu
                   : NULL;
-    memset(g_prof, 0, sizeof g_prof);
-    double t0 = pnow();
     run_forward(&r, in, s, out);
-    double tot = pnow() - t0, acc = 0;
-    if (getenv("UNET_PROF")) { for (int i = 0; i < 10; i++) { fprintf(stderr, "%-8s %8.1f ms\n", g_prof_name[i], g_prof[i]); acc += g_prof[i]; }
-    fprintf(stderr, "other    %8.1f ms, total %.1f\n", tot - acc, tot); }
     return 0;
 }
 
