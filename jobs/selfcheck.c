@@ -127,6 +127,9 @@ static void run_scale(const Case *c, Tensor *o, Tensor *in, Arena *ws) {
 static void run_concat(const Case *c, Tensor *o, Tensor *in, Arena *ws) {
     (void)ws, op_concat(o, &in[0], &in[1], c->ip[0]);
 }
+static void run_transpose(const Case *c, Tensor *o, Tensor *in, Arena *ws) {
+    (void)c, (void)ws, op_transpose(o, &in[0]);
+}
 static void run_lerp(const Case *c, Tensor *o, Tensor *in, Arena *ws) { (void)ws, op_lerp(o, &in[0], &in[1], c->fp[0]); }
 static void run_timestep(const Case *c, Tensor *o, Tensor *in, Arena *ws) {
     (void)in, (void)ws;
@@ -266,6 +269,14 @@ static void ref_upsample(Case *c) {
         for (int64_t y = 0; y < 2 * H; y++)
             for (int64_t xx = 0; xx < 2 * W; xx++)
                 F(c->ref)[(p * 2 * H + y) * 2 * W + xx] = F(*x)[(p * H + y / 2) * W + xx / 2];
+}
+
+static void ref_transpose(Case *c) {
+    const Tensor *x = &c->in[0];
+    int64_t B = x->shape[0], M = x->shape[1], N = x->shape[2];
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) F(c->ref)[(b * N + j) * M + i] = F(*x)[(b * M + i) * N + j];
 }
 
 // b broadcast against a: right-aligned, size-1 dims repeat.
@@ -515,6 +526,11 @@ static void build_cases(void) {
     c->in[0] = RAND(s, -1, 1, 2, 7, 3), c->in[1] = RAND(s, -1, 1, 2, 7, 5), c->nin = 2, c->ip[0] = 2;
     OUTPUTS(c, 2, 7, 8);
     ref_concat(c);
+
+    c = case_add("transpose (partial tiles)", 0.0f, run_transpose);
+    c->in[0] = RAND(s, -1, 1, 2, 37, 45), c->nin = 1;
+    OUTPUTS(c, 2, 45, 37);
+    ref_transpose(c);
 
     c = case_add("lerp t=0.3", 1e-6f, run_lerp);
     c->in[0] = RAND(s, -1, 1, 4, 50), c->in[1] = RAND(s, -1, 1, 4, 50), c->nin = 2, c->fp[0] = 0.3f;

@@ -65,6 +65,8 @@ typedef struct {
     /* out = alpha * x + beta (beta = 0 for a plain scale).                               */ \
     X(scale, (Tensor * out, const Tensor *x, float alpha, float beta), (out, x, alpha, beta), \
       out)                                                                                    \
+    /* out (B, N, M) = x (B, M, N): the last two dims swapped (B may be 1).               */ \
+    X(transpose, (Tensor * out, const Tensor *x), (out, x), out)                              \
     /* out = concat(a, b) along dim (all other dims equal).                               */ \
     X(concat, (Tensor * out, const Tensor *a, const Tensor *b, int dim), (out, a, b, dim),    \
       out)                                                                                    \

@@ -61,8 +61,7 @@
 //
 // Limits: latent H and W must be multiples of 2^(number of downsamplers) (diffusers then
 // forwards upsample sizes; storyrun refuses such sizes with a message). The token layout
-// change (B, C, H, W) <-> (B, H*W, C) is not an op yet: on a CUDA device it goes through
-// host memory (correct, slow) until kernels/ops.h has a transpose.
+// change (B, C, H, W) <-> (B, H*W, C) is op_transpose, on the tensors' own device.
 #pragma once
 #include <stddef.h>
 

@@ -12,58 +12,14 @@
 #include "runner/check.h"
 
 // ---- (B, M, N) -> (B, N, M) ------------------------------------------------------------------
-// 32 x 32 tiles: both the rows read and the rows written stay in L1.
-
-#define SWAP_TILE 32
-
-// Rows i0..i1-1, columns j0..j1-1 of one (M, N) matrix s into d (N, M).
-static void tile_u32(uint32_t *d, const uint32_t *s, int64_t M, int64_t N, int64_t i0, int64_t i1,
-                     int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; j++)
-        for (int64_t i = i0; i < i1; i++) d[j * M + i] = s[i * N + j];
-}
-
-static void tile_u16(uint16_t *d, const uint16_t *s, int64_t M, int64_t N, int64_t i0, int64_t i1,
-                     int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; j++)
-        for (int64_t i = i0; i < i1; i++) d[j * M + i] = s[i * N + j];
-}
-
-static void swap_host(void *out, const void *x, int64_t B, int64_t M, int64_t N, size_t es) {
-    const int64_t tm = (M + SWAP_TILE - 1) / SWAP_TILE, tn = (N + SWAP_TILE - 1) / SWAP_TILE;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads())
-    for (int64_t t = 0; t < B * tm * tn; t++) {
-        const int64_t b = t / (tm * tn), i0 = (t / tn % tm) * SWAP_TILE, j0 = t % tn * SWAP_TILE;
-        const int64_t i1 = i0 + SWAP_TILE < M ? i0 + SWAP_TILE : M;
-        const int64_t j1 = j0 + SWAP_TILE < N ? j0 + SWAP_TILE : N;
-        if (es == 4)
-            tile_u32((uint32_t *)out + b * M * N, (const uint32_t *)x + b * M * N, M, N, i0, i1, j0,
-                     j1);
-        else
-            tile_u16((uint16_t *)out + b * M * N, (const uint16_t *)x + b * M * N, M, N, i0, i1, j0,
-                     j1);
-    }
-}
-
+// The token layout swap (NCHW feature maps <-> (B, HW, C) tokens) is op_transpose; this
+// wrapper keeps the UNet's stricter contract (same dtype and device, no aliasing).
 void unet_swap_last2(Tensor *out, const Tensor *x) {
     STORY_CHECK(x->ndim == 3 && out->ndim == 3 && out->shape[0] == x->shape[0] &&
                     out->shape[1] == x->shape[2] && out->shape[2] == x->shape[1] &&
                     out->dtype == x->dtype && out->dev == x->dev && out->data != x->data,
                 "unet_swap_last2: out must be x (B, M, N) transposed to (B, N, M), not aliased");
-    const int64_t B = x->shape[0], M = x->shape[1], N = x->shape[2];
-    const size_t es = dtype_size(x->dtype), nb = tensor_nbytes(x);
-    if (x->dev == DEV_CPU) {
-        swap_host(out->data, x->data, B, M, N, es);
-        return;
-    }
-    // No device op for this yet: a round trip through host memory, correct but slow (about
-    // 2 x 4 bytes per element over PCIe per call). A transpose op replaces it.
-    void *a = mallocCheck(nb), *b = mallocCheck(nb);
-    story_cuda_memcpy(a, x->data, nb, 1);
-    swap_host(b, a, B, M, N, es);
-    story_cuda_memcpy(out->data, b, nb, 0);
-    free(a);
-    free(b);
+    op_transpose(out, x);
 }
 
 // ---- FreeU's Fourier filter --------------------------------------------------------------------

@@ -13,8 +13,7 @@ Arena unet_counting_arena(Device dev);
 #define UNET_CONV_MARGIN ((size_t)32 << 20)
 
 // out (B, N, M) = x (B, M, N) with the last two dims swapped: (B, C, H*W) <-> (B, H*W, C),
-// the token layout change of Transformer2DModel. Device tensors make a round trip through
-// host memory (see unet.h: Limits).
+// the token layout change of Transformer2DModel (op_transpose on either device).
 void unet_swap_last2(Tensor *out, const Tensor *x);
 
 // unet_attention with dry = 1: the same allocations from scratch, no arithmetic.

@@ -122,38 +122,10 @@ static void dev_zero(Tensor *t) {
     free(z);
 }
 
-// out (B, N, M) = in (B, M, N) transposed, elements of es bytes, on the host.
-static void transpose_host(char *out, const char *in, int64_t B, int64_t M, int64_t N, size_t es) {
-    const int64_t T = 32;
-    for (int64_t b = 0; b < B; b++) {
-        const char *src = in + (size_t)(b * M * N) * es;
-        char *dst = out + (size_t)(b * M * N) * es;
-        for (int64_t i0 = 0; i0 < M; i0 += T)
-            for (int64_t j0 = 0; j0 < N; j0 += T) {
-                int64_t i1 = i0 + T < M ? i0 + T : M, j1 = j0 + T < N ? j0 + T : N;
-                for (int64_t i = i0; i < i1; i++)
-                    for (int64_t j = j0; j < j1; j++)
-                        memcpy(dst + (size_t)(j * M + i) * es, src + (size_t)(i * N + j) * es, es);
-            }
-    }
-}
-
-// out (B, N, M) = in (B, M, N)^T. ops.h has no transpose: on CUDA the data makes a round
-// trip through the host (the mid block's (C, h*w) once each way per attention).
+// out (B, N, M) = in (B, M, N)^T (the mid block's attention: (C, h*w) <-> (h*w, C)).
 static void r_transpose(Run *r, Tensor *out, const Tensor *in) {
     if (dry(r)) return;
-    const int64_t B = in->shape[0], M = in->shape[1], N = in->shape[2];
-    const size_t es = dtype_size(in->dtype), n = tensor_nbytes(in);
-    if (in->dev == DEV_CPU) {
-        transpose_host(out->data, in->data, B, M, N, es);
-        return;
-    }
-    char *h = malloc(2 * n);
-    if (!h) STORY_FATAL("out of memory (%zu bytes)", 2 * n);
-    story_cuda_memcpy(h, in->data, n, 1);
-    transpose_host(h + n, h, B, M, N, es);
-    story_cuda_memcpy(out->data, h + n, n, 0);
-    free(h);
+    op_transpose(out, in);
 }
 
 // ---- blocks -----------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench_common.h"
 
+#include <math.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -102,4 +104,33 @@ int bench_child_stop(BenchChild *c) {
     if (c->pid > 0 && waitpid(c->pid, &st, 0) == c->pid) st = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     memset(c, 0, sizeof *c);
     return st;
+}
+
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+float bench_uniform(uint64_t *s) { return (float)((splitmix(s) >> 40) * (2.0 / 16777216.0) - 1.0); }
+
+int bench_random_source(void *ctx, const char *name, int ndim, const int64_t *shape, Arena *arena,
+                        DType dt, Tensor *out, char *err, size_t errlen) {
+    (void)err, (void)errlen;
+    *out = arena_tensor(arena, dt, ndim, shape);
+    float *d = out->data;
+    const int64_t n = tensor_numel(out);
+    uint64_t s = 1469598103934665603ull;  // FNV-1a of the name
+    for (const char *p = name; *p; p++) s = (s ^ (uint8_t)*p) * 1099511628211ull;
+    const int is_bias = strstr(name, ".bias") != NULL,
+              is_norm = strstr(name, "norm") != NULL && ndim == 1;
+    if (is_norm) {
+        for (int64_t i = 0; i < n; i++) d[i] = is_bias ? 0.0f : 1.0f;
+        return 0;
+    }
+    const int64_t fan_in = ndim > 1 ? n / shape[0] : ctx ? *(const int64_t *)ctx : 512;
+    const float bound = 1.0f / sqrtf((float)fan_in);
+    for (int64_t i = 0; i < n; i++) d[i] = bound * bench_uniform(&s);
+    return 0;
 }

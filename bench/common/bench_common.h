@@ -7,8 +7,11 @@
 // one after the other on the same machine state.
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+
+#include "kernels/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,6 +43,17 @@ void bench_child_send(BenchChild *c, const char *line);
 int bench_child_read(BenchChild *c, char *buf, size_t n);
 // Closes the pipes and waits for the child; returns its exit status (-1 if abnormal).
 int bench_child_stop(BenchChild *c);
+
+// Uniform in [-1, 1) from a splitmix64 state (seeded inputs for the benches).
+float bench_uniform(uint64_t *state);
+
+// A weight source for unet_load_source / vae_load_source that makes seeded weights by
+// name (the same values whatever the loading order): norms 1 / 0, other weights and
+// biases uniform +-1/sqrt(fan_in), the range torch's default initialisation draws from.
+// ctx: a const int64_t * giving the fan-in assumed for biases (a bias does not know its
+// layer's), or NULL for 512. Host f32 arenas only.
+int bench_random_source(void *ctx, const char *name, int ndim, const int64_t *shape, Arena *arena,
+                        DType dt, Tensor *out, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

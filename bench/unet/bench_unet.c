@@ -48,38 +48,7 @@ static const char *SD15_CONFIG =
     "\"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\", "
     "\"CrossAttnUpBlock2D\"]}";
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-// Uniform in [-1, 1).
-static float unif(uint64_t *s) { return (float)((splitmix(s) >> 40) * (2.0 / 16777216.0) - 1.0); }
-
-// Seeded weights by name (the same values whatever the loading order): norms 1 / 0, other
-// weights and biases uniform +-1/sqrt(fan_in) as torch's default initialisation draws them.
-static int random_source(void *ctx, const char *name, int ndim, const int64_t *shape, Arena *arena,
-                         DType dt, Tensor *out, char *err, size_t errlen) {
-    (void)ctx, (void)err, (void)errlen;
-    *out = arena_tensor(arena, dt, ndim, shape);
-    float *d = out->data;
-    const int64_t n = tensor_numel(out);
-    uint64_t s = 1469598103934665603ull;
-    for (const char *p = name; *p; p++) s = (s ^ (uint8_t)*p) * 1099511628211ull;
-    const int is_bias = strstr(name, ".bias") != NULL,
-              is_norm = strstr(name, "norm") != NULL && ndim == 1;
-    if (is_norm) {
-        for (int64_t i = 0; i < n; i++) d[i] = is_bias ? 0.0f : 1.0f;
-        return 0;
-    }
-    const int64_t fan_in =
-        ndim > 1 ? n / shape[0] : 320;  // a bias does not know its layer's fan-in
-    const float bound = 1.0f / sqrtf((float)fan_in);
-    for (int64_t i = 0; i < n; i++) d[i] = bound * unif(&s);
-    return 0;
-}
+static const int64_t bias_fan_in = 320;  // SD1.5's narrowest layer
 
 // ---- diffusers: torch_ref.py on two pipes ------------------------------------------------------
 typedef struct {
@@ -167,7 +136,7 @@ static void story_setup(Story *s, int size, int batch) {
     const long long rss0 = bench_rss_bytes();
     if (arena_init(&s->wa, DEV_CPU, unet_weight_bytes(&cfg, DT_F32)))
         STORY_FATAL("no memory for the weights");
-    if (unet_load_source(&s->m, &cfg, random_source, NULL, &s->wa, DT_F32, err, sizeof err))
+    if (unet_load_source(&s->m, &cfg, bench_random_source, (void *)&bias_fan_in, &s->wa, DT_F32, err, sizeof err))
         STORY_FATAL("%s", err);
     s->weights = bench_rss_bytes() - rss0;
 
@@ -182,8 +151,8 @@ static void story_setup(Story *s, int size, int batch) {
     uint64_t seed = 1;
     float *x = s->x.data, *c = s->ctx.data;
     for (int64_t i = 0; i < tensor_numel(&s->x); i++)
-        x[i] = 1.7f * unif(&seed);  // about unit variance
-    for (int64_t i = 0; i < tensor_numel(&s->ctx); i++) c[i] = 1.7f * unif(&seed);
+        x[i] = 1.7f * bench_uniform(&seed);  // about unit variance
+    for (int64_t i = 0; i < tensor_numel(&s->ctx); i++) c[i] = 1.7f * bench_uniform(&seed);
     for (int64_t i = 0; i < B; i++) s->t[i] = 999.0f;
     s->in.sample = &s->x, s->in.timesteps = s->t, s->in.encoder_hidden_states = &s->ctx;
     if (arena_init(&s->ws, DEV_CPU, unet_scratch_bytes(&s->m, (int)B, size, size, (int)L)))

@@ -45,37 +45,6 @@ static const char *SD_VAE_CONFIG =
     "\"up_block_types\": [\"UpDecoderBlock2D\", \"UpDecoderBlock2D\", \"UpDecoderBlock2D\", "
     "\"UpDecoderBlock2D\"]}";
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static float unif(uint64_t *s) { return (float)((splitmix(s) >> 40) * (2.0 / 16777216.0) - 1.0); }
-
-// Seeded weights by name: norms 1 / 0, the rest uniform +-1/sqrt(fan_in) (torch's default
-// initialisation draws from the same range).
-static int random_source(void *ctx, const char *name, int ndim, const int64_t *shape, Arena *arena,
-                         DType dt, Tensor *out, char *err, size_t errlen) {
-    (void)ctx, (void)err, (void)errlen;
-    *out = arena_tensor(arena, dt, ndim, shape);
-    float *d = out->data;
-    const int64_t n = tensor_numel(out);
-    uint64_t s = 1469598103934665603ull;
-    for (const char *p = name; *p; p++) s = (s ^ (uint8_t)*p) * 1099511628211ull;
-    const int is_bias = strstr(name, ".bias") != NULL,
-              is_norm = strstr(name, "norm") != NULL && ndim == 1;
-    if (is_norm) {
-        for (int64_t i = 0; i < n; i++) d[i] = is_bias ? 0.0f : 1.0f;
-        return 0;
-    }
-    const int64_t fan_in = ndim > 1 ? n / shape[0] : 512;
-    const float bound = 1.0f / sqrtf((float)fan_in);
-    for (int64_t i = 0; i < n; i++) d[i] = bound * unif(&s);
-    return 0;
-}
-
 typedef struct {
     int ok;
     double med_ms, min_ms;
@@ -136,7 +105,7 @@ static void run_storyrun(Side *s, int reps, int size, int tiled, size_t *arena_p
     Vae m;
     if (arena_init(&wa, DEV_CPU, vae_weight_bytes(&cfg, VAE_DECODER, DT_F32)))
         STORY_FATAL("no memory for the weights");
-    if (vae_load_source(&m, &cfg, VAE_DECODER, random_source, NULL, &wa, DT_F32, err, sizeof err))
+    if (vae_load_source(&m, &cfg, VAE_DECODER, bench_random_source, NULL, &wa, DT_F32, err, sizeof err))
         STORY_FATAL("%s", err);
     s->weights = bench_rss_bytes() - rss0;
 
@@ -144,7 +113,7 @@ static void run_storyrun(Side *s, int reps, int size, int tiled, size_t *arena_p
     float *z = mallocCheck(sizeof(float) * (size_t)(4 * h * h));
     float *img = mallocCheck(sizeof(float) * (size_t)(3 * size * size));
     uint64_t seed = 1;
-    for (int64_t i = 0; i < 4 * h * h; i++) z[i] = 1.7f * unif(&seed);  // unit variance
+    for (int64_t i = 0; i < 4 * h * h; i++) z[i] = 1.7f * bench_uniform(&seed);  // unit variance
     Tensor tz = tensor_view(z, DT_F32, DEV_CPU, 4, SHAPE(1, 4, h, h));
     Tensor ti = tensor_view(img, DT_F32, DEV_CPU, 4, SHAPE(1, 3, size, size));
     VaeTiling tiling = vae_tiling_default(&cfg);

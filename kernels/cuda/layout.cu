@@ -1,5 +1,7 @@
-// kernels/cuda/layout.cu: ops that only move data: concat along a dim and nearest 2x
-// upsampling. Both are memory-bound, so they move 16-byte packs when shapes allow.
+// kernels/cuda/layout.cu: ops that only move data: concat along a dim, nearest 2x
+// upsampling and the transpose of the last two dims. All are memory-bound: concat and
+// upsampling move 16-byte packs when shapes allow, the transpose goes through a
+// shared-memory tile so both its reads and its writes are coalesced.
 #include "common.cuh"
 
 // ---- concat -----------------------------------------------------------------------------
@@ -117,4 +119,60 @@ void cuda_upsample_nearest2x(Tensor *out, const Tensor *x) {
            kdesc(x, 0), kdesc(out, 1));
     KCHECK(out->data != x->data, "cuda_upsample_nearest2x: out %s aliases x", kdesc(out, 0));
     KDISPATCH(out->dtype, "upsample_nearest2x", T, launch_upsample<T>(out, x));
+}
+
+// ---- transpose of the last two dims -----------------------------------------------------
+
+// One block moves a TR_TILE x TR_TILE tile of x (B, M, N) into out (B, N, M): threads
+// (TR_TILE, TR_ROWS) read tile rows along N (coalesced), then write tile rows along M
+// (coalesced) from the transposed shared tile. The tile is TR_TILE + 1 wide so a column
+// read (stride TR_TILE + 1 words for 4-byte T) hits 32 different banks.
+// grid: (ceil(N / TR_TILE), ceil(M / TR_TILE), B).
+#define TR_TILE 32
+#define TR_ROWS 8
+
+template <typename T>
+__global__ void transpose_kernel(T *out, const T *x, int64_t M, int64_t N) {
+    __shared__ T tile[TR_TILE][TR_TILE + 1];
+    const int64_t b = blockIdx.z;
+    const int64_t i0 = (int64_t)blockIdx.y * TR_TILE, j0 = (int64_t)blockIdx.x * TR_TILE;
+    const T *xs = x + b * M * N;
+    T *os = out + b * M * N;
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    // Read: element (i0 + r, j0 + tx) of x into tile[r][tx].
+    for (int r = ty; r < TR_TILE; r += TR_ROWS) {
+        const int64_t i = i0 + r, j = j0 + tx;
+        if (i < M && j < N) tile[r][tx] = xs[i * N + j];
+    }
+    __syncthreads();
+    // Write: out (j0 + r, i0 + tx) = x (i0 + tx, j0 + r) = tile[tx][r].
+    for (int r = ty; r < TR_TILE; r += TR_ROWS) {
+        const int64_t j = j0 + r, i = i0 + tx;
+        if (j < N && i < M) os[j * M + i] = tile[tx][r];
+    }
+}
+
+template <typename T>
+static void launch_transpose(Tensor *out, const Tensor *x) {
+    const int64_t B = x->shape[0], M = x->shape[1], N = x->shape[2];
+    if (B * M * N == 0) return;
+    const int64_t gx = (N + TR_TILE - 1) / TR_TILE, gy = (M + TR_TILE - 1) / TR_TILE;
+    KCHECK(gy <= 65535 && B <= 65535 && gx <= 0x7fffffff,
+           "cuda_transpose: x %s exceeds the launch grid", kdesc(x, 0));
+    const dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)B), block(TR_TILE, TR_ROWS);
+    auto k = transpose_kernel<T>;
+    KERNEL_LAUNCH(k, grid, block, 0, 0, (T *)out->data, (const T *)x->data, M, N);
+    KLAUNCH_CHECK("transpose");
+}
+
+void cuda_transpose(Tensor *out, const Tensor *x) {
+    kcheck_dev("transpose", "out", out);
+    kcheck_dev("transpose", "x", x);
+    KCHECK(x->ndim == 3 && out->ndim == 3 && out->dtype == x->dtype &&
+               out->shape[0] == x->shape[0] && out->shape[1] == x->shape[2] &&
+               out->shape[2] == x->shape[1],
+           "cuda_transpose: x %s must be (B, M, N) and out %s (B, N, M)", kdesc(x, 0),
+           kdesc(out, 1));
+    KCHECK(out->data != x->data, "cuda_transpose: out %s aliases x", kdesc(out, 0));
+    KDISPATCH(out->dtype, "transpose", T, launch_transpose<T>(out, x));
 }

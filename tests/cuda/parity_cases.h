@@ -136,6 +136,17 @@ static void pc_upsample(DType dt, PuRng *r, int64_t N, int64_t C, int64_t H, int
                (const float *)ref.data, (PuTol){0.0f, 0.0f});
 }
 
+static void pc_transpose(DType dt, PuRng *r, int64_t B, int64_t M, int64_t N, int misalign) {
+    Tensor x = pu_host_rand(PC_SHAPE(B, M, N), r, 0.0f, 1.0f, dt), ref = pu_host(PC_SHAPE(B, N, M));
+    cpu_transpose(&ref, &x);
+    Tensor dx = pu_to_dev(&x, dt, misalign), dout = pu_dev_empty(PC_SHAPE(B, N, M), dt, misalign);
+    PARITY_OP(transpose)(&dout, &dx);
+    char label[128];
+    pu_compare(pc_label(label, sizeof label, "transpose (%lld, %lld, %lld) misalign %d",
+                        (long long)B, (long long)M, (long long)N, misalign),
+               &dout, (const float *)ref.data, (PuTol){0.0f, 0.0f});  // a copy: exact
+}
+
 // ---- norms and softmax ------------------------------------------------------------------
 // gamma/beta: 0 absent, 1 present in x's dtype, 2 present in f32.
 static void pc_group_norm(DType dt, PuRng *r, int nd, const int64_t *shape, int groups,
@@ -286,6 +297,10 @@ static void pc_run_all(DType dt, uint64_t seed) {
     pc_upsample(dt, &r, 2, 3, 5, 7, 0);
     pc_upsample(dt, &r, 1, 2, 4, 8, 0);
     pc_upsample(dt, &r, 1, 3, 3, 16, 1);
+    pc_transpose(dt, &r, 1, 33, 47, 0);  // partial tiles both ways, B = 1
+    pc_transpose(dt, &r, 2, 64, 96, 0);  // whole tiles
+    pc_transpose(dt, &r, 3, 5, 7, 1);    // less than a tile, unaligned
+    pc_transpose(dt, &r, 2, 1, 70, 0);   // a row into a column
 
     pc_group_norm(dt, &r, PC_SHAPE(2, 32, 8, 8), 8, 0, 1, 0.0f, 0);
     pc_group_norm(dt, &r, PC_SHAPE(1, 6, 5, 7), 3, 1, 1, 3.0f, 0);

@@ -327,6 +327,18 @@ def gen_concat(o):
         o.case(name, lambda a, b, dim=dim: torch.cat([a, b], dim=dim), {"a": randn(*sa), "b": randn(*sb)}, {"dim": dim})
 
 
+def gen_transpose(o):
+    # Tiles are 32x32 on both back ends: ragged edges, exact multiples, B = 1, and a
+    # vector (one row) are all covered.
+    for name, shape in [
+        ("b1_ragged", (1, 33, 47)),  # one partial tile in each direction
+        ("b3_small", (3, 5, 7)),  # smaller than one tile
+        ("b2_tiles", (2, 64, 32)),  # whole tiles only
+        ("b2_row", (2, 1, 40)),  # (1, N) -> (N, 1)
+    ]:
+        o.case(name, lambda x: x.transpose(-1, -2), {"x": randn(*shape)})
+
+
 def gen_lerp(o):
     for name, shape, t in [("t030", (2, 3, 7), 0.3), ("t075", (19,), 0.75), ("t_neg", (4, 5), -0.5), ("t1", (6,), 1.0)]:
         tt = float(np.float32(t))
@@ -418,6 +430,7 @@ OPS = {
     "mul": lambda o: gen_binary(o, torch.mul),
     "scale": gen_scale,
     "concat": gen_concat,
+    "transpose": gen_transpose,
     "lerp": gen_lerp,
     "timestep_embedding": gen_timestep_embedding,
     "attention": gen_attention,

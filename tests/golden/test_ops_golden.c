@@ -54,6 +54,7 @@ static const OpTol tol_upsample_nearest2x = {0, 0, 0, 0, "a copy: exact"};
 static const OpTol tol_add = {0, 0, 0, 1, "one correctly rounded f32 add: exact"};
 static const OpTol tol_mul = {0, 0, 0, 1, "one correctly rounded f32 multiply: exact"};
 static const OpTol tol_concat = {0, 0, 0, 0, "a copy: exact"};
+static const OpTol tol_transpose = {0, 0, 0, 0, "a copy: exact"};
 // alpha * x + beta may be one fused multiply-add in C, two roundings in torch: <= 1 ulp
 // of |alpha x| + |beta| (<= 8 here).
 static const OpTol tol_scale = {1e-6, 1e-6, 0, 1, "FMA vs two roundings: 1 ulp of values <= 8"};
@@ -267,6 +268,12 @@ static void run_scale(Case *c, Tensor *out, int inplace) {
     Tensor x = load(c, "x");
     float alpha = param_float(c, "alpha"), beta = param_float(c, "beta");
     if (!c->bad) cpu_scale(out, alias(&x, out, inplace), alpha, beta);
+}
+
+static void run_transpose(Case *c, Tensor *out, int inplace) {
+    (void)inplace;
+    Tensor x = load(c, "x");
+    if (!c->bad) cpu_transpose(out, &x);
 }
 
 static void run_concat(Case *c, Tensor *out, int inplace) {
