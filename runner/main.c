@@ -23,9 +23,9 @@ static void usage(FILE *f) {
             "  --version        version, git commit and the features compiled in\n"
             "  --help           this text\n"
             "\n"
-            "Jobs (render, embed, train, predict, animate, check) take a YAML config; see\n"
-            "docs/ for the user guide. Every job runs the same on 1 process, on N MPI ranks\n"
-            "(mpirun -np N storyrun ...) and under Slurm (slurm/*.sbatch).\n");
+            "The story jobs (render, embed, train, predict, animate, check), each driven by a\n"
+            "YAML config and run the same on 1 process, on N MPI ranks and under Slurm, are\n"
+            "being built on these; docs/ says what exists today.\n");
 }
 
 int main(int argc, char **argv) {
