@@ -22,25 +22,12 @@ torch/diffusers it prints "NOTORCH <reason>" and exits.
 """
 import argparse
 import json
+import os
 import sys
 import time
 
-
-def status_bytes(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    return -1
-
-
-def reset_hwm():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from memstat import reset_hwm, status_bytes  # noqa: E402
 
 
 def main():

@@ -21,26 +21,13 @@ warm-up run) minus its resident set at that moment. Without torch/diffusers it p
 import argparse
 import gc
 import json
+import os
 import statistics
 import sys
 import time
 
-
-def status_bytes(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    return -1
-
-
-def reset_hwm():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from memstat import reset_hwm, status_bytes  # noqa: E402
 
 
 def main():
