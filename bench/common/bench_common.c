@@ -134,3 +134,15 @@ int bench_random_source(void *ctx, const char *name, int ndim, const int64_t *sh
     for (int64_t i = 0; i < n; i++) d[i] = bound * bench_uniform(&s);
     return 0;
 }
+
+void bench_ratio_row(const char *what, double storyrun, double ref, int have_ref) {
+    if (have_ref && ref > 0)
+        printf("%-34s %12.1f %12.1f %8.2f\n", what, storyrun, ref, storyrun / ref);
+    else
+        printf("%-34s %12.1f %12s %8s\n", what, storyrun, "-", "-");
+}
+
+const char *bench_default_python(void) {
+    const char *python = getenv("STORY_REF_PYTHON");
+    return python && *python ? python : "/opt/ref-venv/bin/python";
+}

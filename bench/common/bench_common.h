@@ -44,6 +44,13 @@ int bench_child_read(BenchChild *c, char *buf, size_t n);
 // Closes the pipes and waits for the child; returns its exit status (-1 if abnormal).
 int bench_child_stop(BenchChild *c);
 
+// One row of a ratio table: "what  storyrun  reference  ratio" (reference "-" when
+// have_ref is 0 or it is not positive).
+void bench_ratio_row(const char *what, double storyrun, double ref, int have_ref);
+
+// The Python that runs a reference script: $STORY_REF_PYTHON, else /opt/ref-venv/bin/python.
+const char *bench_default_python(void);
+
 // Uniform in [-1, 1) from a splitmix64 state (seeded inputs for the benches).
 float bench_uniform(uint64_t *state);
 

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "kernels/ops.h"
 #include "runner/check.h"
 
@@ -230,9 +231,8 @@ static void torch_stop(TorchRef *tr) {
 
 int main(int argc, char **argv) {
     int threads = 2, reps = 7, rounds = 1, use_torch = 1;
-    const char *python = getenv("STORY_REF_PYTHON");
+    const char *python = bench_default_python();
     const char *filter = NULL, *script = STORY_TORCH_REF_SCRIPT;
-    if (!python || !*python) python = "/opt/ref-venv/bin/python";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);

@@ -181,18 +181,10 @@ static void story_free(Story *s) {
     arena_free(&s->wa);
 }
 
-static void row(const char *what, double a, double b, int have_b) {
-    if (have_b && b > 0)
-        printf("%-34s %12.1f %12.1f %8.2f\n", what, a, b, a / b);
-    else
-        printf("%-34s %12.1f %12s %8s\n", what, a, "-", "-");
-}
-
 int main(int argc, char **argv) {
     int threads = 2, reps = 3, size = 64, batch = 2, use_torch = 1;
-    const char *python = getenv("STORY_REF_PYTHON");
+    const char *python = bench_default_python();
     const char *script = STORY_TORCH_REF_SCRIPT;
-    if (!python || !*python) python = "/opt/ref-venv/bin/python";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -259,11 +251,11 @@ int main(int argc, char **argv) {
         printf("torch reference: unavailable (%s); storyrun only\n",
                use_torch ? t.banner : "--no-torch");
     printf("\n%-34s %12s %12s %8s\n", "", "storyrun", "torch", "ratio");
-    row("forward, median (ms)", s_med, t_med, ok);
-    row("forward, fastest (ms)", s_min, t_min, ok);
-    row("peak memory, forward (MiB)", s_peak / MiB, t_peak / MiB, ok);
-    row("weights resident (MiB)", s.weights / MiB, t.weights / MiB, ok);
-    row("peak memory, total (MiB)", (s.weights + s_peak) / MiB, (t.weights + t_peak) / MiB, ok);
+    bench_ratio_row("forward, median (ms)", s_med, t_med, ok);
+    bench_ratio_row("forward, fastest (ms)", s_min, t_min, ok);
+    bench_ratio_row("peak memory, forward (MiB)", s_peak / MiB, t_peak / MiB, ok);
+    bench_ratio_row("weights resident (MiB)", s.weights / MiB, t.weights / MiB, ok);
+    bench_ratio_row("peak memory, total (MiB)", (s.weights + s_peak) / MiB, (t.weights + t_peak) / MiB, ok);
     printf("%-34s %12.1f\n", "storyrun activation arena peak (MiB)", arena_peak / MiB);
     free(tt), free(st), free(tt2), free(st2);
     return 0;

@@ -147,18 +147,10 @@ static void run_storyrun(Side *s, int reps, int size, int tiled, size_t *arena_p
     arena_free(&wa);
 }
 
-static void row(const char *what, double a, double b, int have_b) {
-    if (have_b && b > 0)
-        printf("%-34s %12.1f %12.1f %8.2f\n", what, a, b, a / b);
-    else
-        printf("%-34s %12.1f %12s %8s\n", what, a, "-", "-");
-}
-
 int main(int argc, char **argv) {
     int threads = 2, reps = 3, size = 512, tiled = 0, use_torch = 1;
-    const char *python = getenv("STORY_REF_PYTHON");
+    const char *python = bench_default_python();
     const char *script = STORY_TORCH_REF_SCRIPT;
-    if (!python || !*python) python = "/opt/ref-venv/bin/python";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -204,11 +196,11 @@ int main(int argc, char **argv) {
         printf("torch reference: unavailable (%s); storyrun only\n",
                use_torch ? t.banner : "--no-torch");
     printf("\n%-34s %12s %12s %8s\n", "", "storyrun", "torch", "ratio");
-    row("decode, median (ms)", s.med_ms, t.med_ms, t.ok);
-    row("decode, fastest (ms)", s.min_ms, t.min_ms, t.ok);
-    row("peak memory, decode (MiB)", s.peak / MiB, t.peak / MiB, t.ok);
-    row("weights resident (MiB)", s.weights / MiB, t.weights / MiB, t.ok);
-    row("peak memory, total (MiB)", (s.weights + s.peak) / MiB, (t.weights + t.peak) / MiB, t.ok);
+    bench_ratio_row("decode, median (ms)", s.med_ms, t.med_ms, t.ok);
+    bench_ratio_row("decode, fastest (ms)", s.min_ms, t.min_ms, t.ok);
+    bench_ratio_row("peak memory, decode (MiB)", s.peak / MiB, t.peak / MiB, t.ok);
+    bench_ratio_row("weights resident (MiB)", s.weights / MiB, t.weights / MiB, t.ok);
+    bench_ratio_row("peak memory, total (MiB)", (s.weights + s.peak) / MiB, (t.weights + t.peak) / MiB, t.ok);
     printf("%-34s %12.1f\n", "storyrun activation arena peak (MiB)", arena_peak / MiB);
     printf(
         "\nstoryrun scratch arena for a 2048x2048 decode: %.0f MiB plain, %.0f MiB tiled "

@@ -17,18 +17,7 @@
 #include "models/tokenizer.h"
 #include "models/weights.h"
 
-static int checks, failures;
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        checks++;                                                           \
-        if (!(cond)) {                                                      \
-            failures++;                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fprintf(stderr, "\n");                                          \
-        }                                                                   \
-    } while (0)
+#include "tests/common/test_check.h"
 
 static void manifest(const Weights *w, const char *path) {
     FILE *f = fopen(path, "r");

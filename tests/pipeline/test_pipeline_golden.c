@@ -28,18 +28,7 @@
 #define LAT_TOL_REL 2e-5
 #define IMG_TOL (2.0 / 255.0)
 
-static int checks, failures;
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        checks++;                                                           \
-        if (!(cond)) {                                                      \
-            failures++;                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fprintf(stderr, "\n");                                          \
-        }                                                                   \
-    } while (0)
+#include "tests/common/test_check.h"
 
 static const SafeTensors *golden;
 
