@@ -62,7 +62,8 @@ target_compile_definitions(story_runtime PUBLIC
   STORY_VERSION="${PROJECT_VERSION}" STORY_GIT_COMMIT="${STORY_GIT_COMMIT}"
   $<$<BOOL:${STORY_HAVE_NCCL}>:STORY_HAVE_NCCL=1>)
 target_link_libraries(story_runtime PUBLIC story_kernels MPI::MPI_C ${HDF5_C_LIBRARIES}
-  PkgConfig::YAML PkgConfig::UTF8PROC PNG::PNG)
+  PkgConfig::YAML PkgConfig::UTF8PROC PNG::PNG PkgConfig::FREETYPE PkgConfig::LIBAV
+  PkgConfig::NETTLE)
 if(STORY_HAVE_NCCL)
   target_include_directories(story_runtime PUBLIC ${NCCL_INCLUDE_DIR})
   target_link_libraries(story_runtime PUBLIC ${NCCL_LIBRARY} CUDA::cudart)

@@ -27,10 +27,12 @@ TEST_TIMEOUT=${STORY_TEST_TIMEOUT:-600}
 
 PACKAGES=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
           hdf5-tools libyaml-dev libopenblas-dev libpng-dev zlib1g-dev libutf8proc-dev
-          clang-format)
+          clang-format libfreetype-dev fonts-dejavu-core libavformat-dev libavcodec-dev
+          libswscale-dev libavutil-dev nettle-dev)
 # The Slurm tests start a one-node cluster on localhost; recommends would pull in mail
 # servers and the like.
-PACKAGES_NO_RECOMMENDS=(slurmctld slurmd slurm-client munge)
+# python3-h5py: tests read the HDF5 stores the way users do.
+PACKAGES_NO_RECOMMENDS=(slurmctld slurmd slurm-client munge python3-h5py python3-numpy)
 
 # Open MPI refuses to start as root (containers, CI) unless told, and refuses more ranks
 # than cores; vader's CMA copy is forbidden in many containers. Harmless elsewhere.
