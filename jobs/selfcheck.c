@@ -54,6 +54,7 @@ struct Case {
     int ip[4];
     float fp[4];
     const float *host_t;  // timestep_embedding: timesteps on the host
+    const int32_t *host_idx;  // gather_rows: row indices on the host
     float tol;            // CPU: max |out - ref| <= tol * max(1, max |ref|)
     void (*run)(const Case *c, Tensor *out, Tensor *in, Arena *ws);
 };
@@ -129,6 +130,9 @@ static void run_concat(const Case *c, Tensor *o, Tensor *in, Arena *ws) {
 }
 static void run_transpose(const Case *c, Tensor *o, Tensor *in, Arena *ws) {
     (void)c, (void)ws, op_transpose(o, &in[0]);
+}
+static void run_gather_rows(const Case *c, Tensor *o, Tensor *in, Arena *ws) {
+    (void)ws, op_gather_rows(o, &in[0], c->host_idx);
 }
 static void run_lerp(const Case *c, Tensor *o, Tensor *in, Arena *ws) { (void)ws, op_lerp(o, &in[0], &in[1], c->fp[0]); }
 static void run_timestep(const Case *c, Tensor *o, Tensor *in, Arena *ws) {
@@ -279,6 +283,13 @@ static void ref_transpose(Case *c) {
             for (int64_t j = 0; j < N; j++) F(c->ref)[(b * N + j) * M + i] = F(*x)[(b * M + i) * N + j];
 }
 
+static void ref_gather_rows(Case *c) {
+    const Tensor *x = &c->in[0];
+    int64_t C = x->shape[x->ndim - 1], N = tensor_numel(&c->ref) / C;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < C; j++) F(c->ref)[i * C + j] = F(*x)[c->host_idx[i] * C + j];
+}
+
 // b broadcast against a: right-aligned, size-1 dims repeat.
 static void ref_binary(Case *c, int mul) {
     const Tensor *a = &c->in[0], *b = &c->in[1];
@@ -373,6 +384,8 @@ static void ref_attention(Case *c) {
 
 // ---- the problems ---------------------------------------------------------------------------------
 static const float g_timesteps[4] = {0.0f, 1.0f, 500.0f, 999.0f};
+// Rows of a (3, 7, 19) x = 21 rows: repeats, the first and the last row.
+static const int32_t g_gather_idx[10] = {20, 0, 5, 5, 13, 2, 20, 7, 0, 11};
 
 static void add_conv(uint64_t *s, const char *name, int64_t N, int64_t Ci, int64_t Co, int64_t H, int64_t W, int k,
                      int stride, int pad, int bias) {
@@ -531,6 +544,11 @@ static void build_cases(void) {
     c->in[0] = RAND(s, -1, 1, 2, 37, 45), c->nin = 1;
     OUTPUTS(c, 2, 45, 37);
     ref_transpose(c);
+
+    c = case_add("gather_rows (repeats, odd C)", 0.0f, run_gather_rows);
+    c->in[0] = RAND(s, -1, 1, 3, 7, 19), c->nin = 1, c->host_idx = g_gather_idx;
+    OUTPUTS(c, 2, 5, 19);
+    ref_gather_rows(c);
 
     c = case_add("lerp t=0.3", 1e-6f, run_lerp);
     c->in[0] = RAND(s, -1, 1, 4, 50), c->in[1] = RAND(s, -1, 1, 4, 50), c->nin = 2, c->fp[0] = 0.3f;

@@ -67,6 +67,10 @@ typedef struct {
       out)                                                                                    \
     /* out (B, N, M) = x (B, M, N): the last two dims swapped (B may be 1).               */ \
     X(transpose, (Tensor * out, const Tensor *x), (out, x), out)                              \
+    /* out (N, C) = rows idx[0..N-1] of x (M, C); x and out may have leading dims         */ \
+    /* (M = numel(x) / C, N = numel(out) / C, C = the last dim of both). idx is a host    */ \
+    /* int32 array of N values in [0, M); repeats allowed. Gathers sampled CSA tokens.    */ \
+    X(gather_rows, (Tensor * out, const Tensor *x, const int32_t *idx), (out, x, idx), out)   \
     /* out = concat(a, b) along dim (all other dims equal).                               */ \
     X(concat, (Tensor * out, const Tensor *a, const Tensor *b, int dim), (out, a, b, dim),    \
       out)                                                                                    \

@@ -269,10 +269,60 @@ static void sched_overlay(SchedConfig *c, const SchedConfig *o) {
 
 int pipeline_txt2img(Pipeline *p, const PipelineRequest *req, PipelineOutput *out, char *err,
                      size_t errlen) {
-    memset(out, 0, sizeof *out);
-    if (pipeline_check(p, req, err, errlen)) return -1;
+    const char *prompts[1] = {req->prompt};
+    const uint64_t seeds[1] = {req->seed};
+    PipelineBatch b = {.n = 1, .prompts = prompts, .seeds = seeds};
+    return pipeline_generate(p, req, &b, out, err, errlen);
+}
+
+// One UNet call per image (rows b and B + b with guidance), through a scratch copy of its
+// rows of every input: memory for one image's activations however many images there are.
+static int unet_per_image(Pipeline *p, const UnetInputs *all, Tensor *pred, int B, int cfg,
+                          const PipelineBatch *bt, int step, Arena *ws, char *err,
+                          size_t errlen) {
+    const int halves = cfg ? 2 : 1;
+    const Tensor *x = all->sample, *ctx = all->encoder_hidden_states, *pool = all->text_embeds;
+    for (int b = 0; b < B; b++) {
+        const size_t mark = arena_mark(ws);
+        Tensor xb = arena_tensor(ws, x->dtype, 4, SHAPE(halves, x->shape[1], x->shape[2], x->shape[3]));
+        Tensor cb = arena_tensor(ws, ctx->dtype, 3, SHAPE(halves, ctx->shape[1], ctx->shape[2]));
+        Tensor pb = pool ? arena_tensor(ws, pool->dtype, 2, SHAPE(halves, pool->shape[1])) : xb;
+        Tensor ob = arena_tensor(ws, pred->dtype, 4, SHAPE(halves, x->shape[1], x->shape[2], x->shape[3]));
+        float tids[12], ts[2];
+        for (int h = 0; h < halves; h++) {
+            const int r = h * B + b;
+            Tensor d = rows_of(&xb, h, 1), sx = rows_of(x, r, 1);
+            copy_convert(&d, &sx);
+            d = rows_of(&cb, h, 1), sx = rows_of(ctx, r, 1);
+            copy_convert(&d, &sx);
+            if (pool) d = rows_of(&pb, h, 1), sx = rows_of(pool, r, 1), copy_convert(&d, &sx);
+            if (all->time_ids) memcpy(tids + 6 * h, all->time_ids + 6 * r, 6 * sizeof(float));
+            ts[h] = all->timesteps[r];
+        }
+        UnetInputs in = *all;
+        in.sample = &xb, in.encoder_hidden_states = &cb, in.text_embeds = pool ? &pb : NULL;
+        in.time_ids = all->time_ids ? tids : NULL, in.timesteps = ts;
+        if (bt->before_image) bt->before_image(bt->self_attn_ctx, b, step);
+        // the scratch above stays below the UNet's own allocations
+        if (unet_forward(&p->unet, &in, &ob, ws, err, errlen)) return -1;
+        for (int h = 0; h < halves; h++) {
+            Tensor d = rows_of(pred, h * B + b, 1), so = rows_of(&ob, h, 1);
+            copy_convert(&d, &so);
+        }
+        arena_release(ws, mark);
+    }
+    return 0;
+}
+
+int pipeline_generate(Pipeline *p, const PipelineRequest *req, const PipelineBatch *bt,
+                      PipelineOutput *outs, char *err, size_t errlen) {
+    const int B = bt->n;
+    STORY_CHECK(B >= 1 && bt->prompts && bt->seeds, "pipeline_generate: %d images", B);
+    for (int b = 0; b < B; b++) memset(&outs[b], 0, sizeof outs[b]);
+    PipelineRequest chk = *req;
+    chk.prompt = bt->prompts[0];
+    if (pipeline_check(p, &chk, err, errlen)) return -1;
     double t_start = now_s();
-    const int B = 1;
     // diffusers: do_classifier_free_guidance = guidance_scale > 1 (no time_cond_proj_dim:
     // unet_config refuses models with one)
     const int cfg = req->guidance > 1.0f;
@@ -288,14 +338,18 @@ int pipeline_txt2img(Pipeline *p, const PipelineRequest *req, PipelineOutput *ou
     if (sched_init(&s, req->sampler.kind, &sc, req->steps, err, errlen)) return -1;
 
     // io: conditioning outputs and the loop's tensors; ws: scratch of each stage in turn
-    int64_t lat_n = (int64_t)B * C * h * w;
+    int64_t lat_n = (int64_t)B * C * h * w, img_n = (int64_t)C * h * w;
     const Tensor like = tensor_view(NULL, DT_F32, p->dev, 4, (const int64_t[]){B, C, h, w});
     size_t io_bytes = cond_output_bytes(&p->cond, B, cfg) + sched_state_bytes(&s, &like) +
-                      3 * round256((size_t)lat_n * 4)           // latents, noise, z
-                      + 2 * round256((size_t)lat_n * rows * 4)  // x32, eps32
-                      + 2 * round256((size_t)lat_n * rows * dtype_size(p->dt)) + 4096;
+                      2 * round256((size_t)lat_n * 4) + round256((size_t)img_n * 4)  // latents, noise, z
+                      + 2 * round256((size_t)lat_n * 2 * 4)  // x32, eps32
+                      + 2 * round256((size_t)lat_n * 2 * dtype_size(p->dt)) + 4096;
     size_t ws_bytes = cond_scratch_bytes(&p->cond, B);
-    size_t u = unet_scratch_bytes(&p->unet, rows, h, w, 77);
+    size_t u = bt->per_image ? unet_scratch_bytes(&p->unet, cfg ? 2 : 1, h, w, 77) +
+                                   4 * round256((size_t)img_n * 2 * 4) +
+                                   round256((size_t)2 * 77 * 2048 * 4) + 8192
+                             : unet_scratch_bytes(&p->unet, rows, h, w, 77);
+    u += bt->extra_scratch;
     size_t st = 2 * round256((size_t)lat_n * 4) + 4096;
     VaeTiling tiling = vae_tiling_default(&p->vae.cfg);
     size_t v = vae_image_scratch_bytes(&p->vae, req->tiled_vae ? &tiling : NULL, h, w);
@@ -304,37 +358,43 @@ int pipeline_txt2img(Pipeline *p, const PipelineRequest *req, PipelineOutput *ou
     if (v > ws_bytes) ws_bytes = v;
     Arena io = {0}, ws = {0};
     int rc = -1;
+    TorchRng *gen = mallocCheck((size_t)B * sizeof *gen);
     if (arena_init(&io, p->dev, io_bytes) || arena_init(&ws, p->dev, ws_bytes)) {
-        snprintf(err, errlen, "cannot allocate %.1f MiB of %s memory for a %dx%d image",
-                 (io_bytes + ws_bytes) / 1048576.0, p->dev == DEV_CPU ? "host" : "device",
-                 req->width, req->height);
+        snprintf(err, errlen, "cannot allocate %.1f MiB of %s memory for %d %dx%d image%s",
+                 (io_bytes + ws_bytes) / 1048576.0, p->dev == DEV_CPU ? "host" : "device", B,
+                 req->width, req->height, B > 1 ? "s" : "");
         goto done;
     }
+    p->last_io_bytes = io_bytes, p->last_ws_bytes = ws_bytes;
 
     // 1. conditioning
     CondOutput co;
     int untrunc[COND_MAX_ENCODERS] = {0};
-    const char *prompts[1] = {req->prompt}, *negs[1] = {req->negative};
+    const char **negs = mallocCheck((size_t)B * sizeof *negs);
+    for (int b = 0; b < B; b++) negs[b] = req->negative;
     CondRequest cr = {.B = B,
-                      .prompts = prompts,
+                      .prompts = bt->prompts,
                       .negative = req->negative ? negs : NULL,
                       .do_cfg = cfg,
                       .height = req->height,
                       .width = req->width,
                       .n_untruncated = untrunc};
-    if (cond_encode(&p->cond, &cr, &io, &ws, &co, err, errlen)) goto done;
-    out->n_encoders = p->cond.n_enc;
-    out->max_tokens = (int)co.context.shape[1];
-    for (int e = 0; e < p->cond.n_enc; e++) out->prompt_tokens[e] = untrunc[e];
+    int crc = cond_encode(&p->cond, &cr, &io, &ws, &co, err, errlen);
+    free(negs);
+    if (crc) goto done;
+    for (int b = 0; b < B; b++) {
+        outs[b].n_encoders = p->cond.n_enc;
+        outs[b].max_tokens = (int)co.context.shape[1];
+        for (int e = 0; e < p->cond.n_enc; e++) outs[b].prompt_tokens[e] = untrunc[e];
+    }
     float *time_ids = NULL;
     if (sdxl) {
         time_ids = mallocCheck((size_t)rows * 6 * sizeof(float));
         for (int r = 0; r < rows; r++) cond_time_ids_row(&co, r, time_ids + 6 * r);
     }
 
-    // 3. initial latents from the pipeline's generator
-    TorchRng gen;
-    rng_torch_seed(&gen, req->seed);
+    // 3. initial latents: each image from its own generator (torch.Generator seeded with
+    // its seed), so an image does not depend on what it is batched with
     Tensor lat = ARENA_TENSOR(&io, DT_F32, B, C, h, w);
     Tensor noise = ARENA_TENSOR(&io, DT_F32, B, C, h, w);
     Tensor x32 = ARENA_TENSOR(&io, DT_F32, rows, C, h, w);
@@ -342,14 +402,21 @@ int pipeline_txt2img(Pipeline *p, const PipelineRequest *req, PipelineOutput *ou
     Tensor x_in = p->dt == DT_F32 ? x32 : ARENA_TENSOR(&io, p->dt, rows, C, h, w);
     Tensor pred = p->dt == DT_F32 ? eps32 : ARENA_TENSOR(&io, p->dt, rows, C, h, w);
     sched_state_alloc(&s, &io, &lat);
-    if (rng_torch_randn_tensor(&gen, &lat)) {
-        snprintf(err, errlen, "out of host memory drawing the initial noise");
-        goto done_ids;
+    const int64_t lshape[4] = {1, C, h, w};
+    for (int b = 0; b < B; b++) {
+        rng_torch_seed(&gen[b], bt->seeds[b]);
+        Tensor lb = rows_of(&lat, b, 1);
+        if (rng_torch_randn_tensor(&gen[b], &lb)) {
+            snprintf(err, errlen, "out of host memory drawing the initial noise");
+            goto done_ids;
+        }
     }
     sched_scale_noise(&s, &lat, &lat);
-    const int64_t lshape[4] = {B, C, h, w};
-    out->init_latents = host_tensor(4, lshape);
-    to_host_f32(&lat, out->init_latents.data);
+    for (int b = 0; b < B; b++) {
+        Tensor lb = rows_of(&lat, b, 1);
+        outs[b].init_latents = host_tensor(4, lshape);
+        to_host_f32(&lb, outs[b].init_latents.data);
+    }
 
     // 4. the denoising loop
     float *tsteps = mallocCheck((size_t)rows * sizeof(float));
@@ -362,14 +429,22 @@ int pipeline_txt2img(Pipeline *p, const PipelineRequest *req, PipelineOutput *ou
         sched_scale_model_input(&s, i, &x32, &x32);
         if (x_in.data != x32.data) copy_convert(&x_in, &x32);
         for (int r = 0; r < rows; r++) tsteps[r] = s.timesteps[i];
+        if (bt->before_step) bt->before_step(bt->self_attn_ctx, i);
         UnetInputs in = {.sample = &x_in,
                          .timesteps = tsteps,
                          .encoder_hidden_states = &co.context,
                          .text_embeds = sdxl ? &co.pooled : NULL,
                          .time_ids = time_ids,
                          .freeu = req->freeu,
+                         .self_attn = bt->self_attn,
+                         .self_attn_ctx = bt->self_attn_ctx,
                          .step = i};
-        if (unet_forward(&p->unet, &in, &pred, &ws, err, errlen)) goto done_steps;
+        if (!bt->per_image || B == 1) {
+            if (unet_forward(&p->unet, &in, &pred, &ws, err, errlen)) goto done_steps;
+        } else if (unet_per_image(p, &in, &pred, B, cfg, bt, i, &ws, err, errlen)) {
+            goto done_steps;
+        }
+        if (bt->after_step) bt->after_step(bt->self_attn_ctx, i);
         if (pred.data != eps32.data) copy_convert(&eps32, &pred);
         Tensor eps = eps32;
         if (cfg) {  // uncond rows first, then cond (the context's order)
@@ -377,17 +452,21 @@ int pipeline_txt2img(Pipeline *p, const PipelineRequest *req, PipelineOutput *ou
             sched_cfg(&un, &un, &co_rows, req->guidance, req->guidance_rescale);
             eps = un;
         }
-        if (sched_needs_noise(&s) && rng_torch_randn_tensor(&gen, &noise)) {
-            snprintf(err, errlen, "out of host memory drawing step %d's noise", i + 1);
-            goto done_steps;
-        }
+        if (sched_needs_noise(&s))
+            for (int b = 0; b < B; b++) {
+                Tensor nb = rows_of(&noise, b, 1);
+                if (rng_torch_randn_tensor(&gen[b], &nb)) {
+                    snprintf(err, errlen, "out of host memory drawing step %d's noise", i + 1);
+                    goto done_steps;
+                }
+            }
         sched_step(&s, i, &eps, &lat, &noise, &lat, &ws);
         if (p->dev != DEV_CPU) story_cuda_sync();
         if (req->on_latents) {
             if (lat.dev == DEV_CPU) {
                 req->on_latents(req->ctx, i, &lat);
             } else {
-                Tensor hl = host_tensor(4, lshape);
+                Tensor hl = host_tensor(4, (const int64_t[]){B, C, h, w});
                 to_host_f32(&lat, hl.data);
                 req->on_latents(req->ctx, i, &hl);
                 free(hl.data);
@@ -395,30 +474,36 @@ int pipeline_txt2img(Pipeline *p, const PipelineRequest *req, PipelineOutput *ou
         }
         if (req->on_step) req->on_step(req->ctx, i + 1, s.num_steps, now_s() - t0);
     }
-    out->latents = host_tensor(4, lshape);
-    to_host_f32(&lat, out->latents.data);
 
-    // 5. decode: latents / scaling_factor (or the VAE's latents_mean/std), then the VAE
-    {
+    // 5. decode each image: latents / scaling_factor (or the VAE's latents_mean/std), then
+    // the VAE
+    for (int b = 0; b < B; b++) {
+        Tensor lb = rows_of(&lat, b, 1);
+        outs[b].latents = host_tensor(4, lshape);
+        to_host_f32(&lb, outs[b].latents.data);
+        const size_t mark = arena_mark(&io);
         Tensor z = arena_tensor(&io, p->vae_dt, 4, lshape);
-        copy_convert(&z, &lat);
+        copy_convert(&z, &lb);
         vae_latents_unscale(&p->vae, &z);
-        out->image =
-            host_tensor(4, (const int64_t[]){B, p->vae.cfg.out_channels, req->height, req->width});
-        if (vae_decode_image(&p->vae, &z, &out->image, req->tiled_vae ? &tiling : NULL, &ws, err,
-                             errlen))
-            goto done_steps;
+        outs[b].image =
+            host_tensor(4, (const int64_t[]){1, p->vae.cfg.out_channels, req->height, req->width});
+        int vrc = vae_decode_image(&p->vae, &z, &outs[b].image, req->tiled_vae ? &tiling : NULL,
+                                   &ws, err, errlen);
+        arena_release(&io, mark);
+        if (vrc) goto done_steps;
     }
-    out->seconds = now_s() - t_start;
+    for (int b = 0; b < B; b++) outs[b].seconds = now_s() - t_start;
     rc = 0;
 done_steps:
     free(tsteps);
 done_ids:
     free(time_ids);
 done:
+    free(gen);
     arena_free(&io);
     arena_free(&ws);
     sched_free(&s);
-    if (rc) pipeline_output_free(out);
+    if (rc)
+        for (int b = 0; b < B; b++) pipeline_output_free(&outs[b]);
     return rc;
 }

@@ -65,6 +65,7 @@ typedef struct {
     int align;              // image sides must be multiples of this (VAE x UNet downsampling)
     int sample_size;        // the UNet config's sample_size (latent pixels), 0 if absent
     Arena weights;          // every weight, on dev
+    size_t last_io_bytes, last_ws_bytes;  // the last call's working arenas (for reports)
 } Pipeline;
 
 // Loads the text encoders, the UNet and the VAE decoder of w onto dev. w must stay open
@@ -113,6 +114,30 @@ int pipeline_check(const Pipeline *p, const PipelineRequest *req, char *err, siz
 int pipeline_txt2img(Pipeline *p, const PipelineRequest *req, PipelineOutput *out, char *err,
                      size_t errlen);
 void pipeline_output_free(PipelineOutput *out);
+
+// Several images in one call: B = n images denoised together (one UNet call per step over
+// all of them, both guidance halves: rows [uncond 0..n-1; cond 0..n-1]). Each image has its
+// own prompt and its own generator (torch.Generator seeded with seeds[i]) for its initial
+// noise and ancestral noise, so image i equals pipeline_txt2img with prompt i and seed i when
+// the self-attention is plain. req gives everything else (its prompt and seed are ignored).
+typedef struct {
+    int n;
+    const char *const *prompts;  // (n)
+    const uint64_t *seeds;       // (n)
+    UnetSelfAttnFn self_attn;    // NULL: plain self-attention
+    void *self_attn_ctx;
+    size_t extra_scratch;  // bytes the hook takes from the scratch arena beyond plain attention
+    void (*before_step)(void *self_attn_ctx, int step);  // may be NULL
+    void (*after_step)(void *self_attn_ctx, int step);   // after the step's UNet call(s)
+    // 1: one UNet call per image within each step (window mode: memory for one image's
+    // activations however many images), before_image(ctx, image, step) before each.
+    int per_image;
+    void (*before_image)(void *self_attn_ctx, int image, int step);
+} PipelineBatch;
+
+// outs: n outputs. Returns 0, or -1 with a message (outs then hold nothing).
+int pipeline_generate(Pipeline *p, const PipelineRequest *req, const PipelineBatch *b,
+                      PipelineOutput *outs, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -197,6 +197,10 @@ void unet_self_attn_default(void *ctx, const UnetAttnSite *site, Tensor *out,
                             const Tensor *x_normed, const UnetAttention *attn, Arena *scratch);
 // Number of attn1 layers (sites) of a forward pass.
 int unet_self_attn_layers(const Unet *m);
+// Every site of a forward pass over an H x W latent, in forward order, into sites
+// (unet_self_attn_layers entries; step 0). Returns their number, or -1 when H x W does
+// not fit the UNet. Nothing is computed.
+int unet_self_attn_sites(const Unet *m, int H, int W, UnetAttnSite *sites);
 
 // ---- forward --------------------------------------------------------------------------
 typedef struct {

@@ -22,6 +22,7 @@ typedef struct {
     void *attn_ctx;
     UnetAttnSite site;
     const UnetFreeU *freeu;  // NULL when off
+    UnetAttnSite *sites;     // dry runs of unet_self_attn_sites: every site, in order
 } Run;
 
 #define NEW(r, ...) arena_tensor((r)->ws, (r)->dt, NDIM(__VA_ARGS__), SHAPE(__VA_ARGS__))
@@ -109,6 +110,7 @@ static void transformer_block(Run *r, const UnetTransformerBlock *b, Tensor *h) 
     // h += attn1(norm1(h)): through the seam
     lnorm(r, &n, h, &b->norm1);
     if (r->dry) {
+        if (r->sites) r->sites[r->site.layer] = r->site;
         const Tensor *kv[1] = {&n};
         unet_attention_impl(&b->attn1, &a, &n, kv, 1, r->ws, 1);
     } else {
@@ -411,6 +413,21 @@ int unet_forward(const Unet *m, const UnetInputs *in, Tensor *out, Arena *ws, ch
                   : NULL;
     run_forward(&r, in, s, out);
     return 0;
+}
+
+int unet_self_attn_sites(const Unet *m, int H, int W, UnetAttnSite *sites) {
+    const UnetConfig *c = &m->cfg;
+    const int f = 1 << downsamplers(m);
+    if (H < 1 || W < 1 || H % f || W % f) return -1;
+    Arena a = unet_counting_arena(m->dev);
+    Tensor sample = tensor_view(NULL, m->dtype, m->dev, 4, SHAPE(1, c->in_channels, H, W));
+    Tensor ctx = tensor_view(NULL, m->dtype, m->dev, 3, SHAPE(1, 77, c->cross_dim[0]));
+    Tensor out = tensor_view(NULL, m->dtype, m->dev, 4, SHAPE(1, c->out_channels, H, W));
+    UnetInputs in = {0};
+    Run r = {0};
+    r.m = m, r.ws = &a, r.dry = 1, r.dt = m->dtype, r.context = &ctx, r.sites = sites;
+    run_forward(&r, &in, &sample, &out);
+    return r.site.layer;
 }
 
 size_t unet_scratch_bytes(const Unet *m, int B, int H, int W, int L) {

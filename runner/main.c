@@ -17,9 +17,18 @@ static void usage(FILE *f) {
             "  inspect PATH     a model's family, components, dtypes, parameters and problems\n"
             "  tokenize --model PATH PROMPT\n"
             "                   the token ids of each of the model's tokenizers, and the cut\n"
+            "  render CONFIG    a story (YAML) -> consistent frames, comic pages, index.html;\n"
+            "                   run under mpirun/srun for N ranks (configs/demo.yaml)\n"
+            "  check CONFIG     validate a story config and print the plan, without running\n"
             "  txt2img --model PATH --prompt TEXT [--seed N --steps N --size WxH ...]\n"
             "                   one image as diffusers would make it, written as a PNG\n"
             "                   (--model builtin:tiny-sd15 needs no download; --help for all)\n"
+            "  embed CONFIG [--set key=value ...]\n"
+            "                   video dataset -> CLIP image embeddings of sampled clips in an HDF5\n"
+            "                   store, on 1 or N MPI ranks; resumes an existing store\n"
+            "  store info|verify STORE\n"
+            "                   an HDF5 store's size, clips, attributes and datasets; or check its\n"
+            "                   shapes, values and done flags (exit != 0 on problems)\n"
             "  --version        version, git commit and the features compiled in\n"
             "  --help           this text\n"
             "\n"
@@ -47,6 +56,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "inspect")) return job_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return job_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "txt2img")) return job_txt2img(argc - 1, argv + 1);
+    if (!strcmp(cmd, "render")) return job_render(argc - 1, argv + 1);
+    if (!strcmp(cmd, "check")) return job_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "store")) return job_store(argc - 1, argv + 1);
+    if (!strcmp(cmd, "embed")) return job_embed(argc - 1, argv + 1);
     fprintf(stderr, "storyrun: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -1,12 +1,14 @@
-// kernels/cpu/layout.c: transpose of the last two dims. A plain strided copy touches a
-// new cache line per element on one side; 32x32 tiles (4 KiB each way) keep both the
-// rows read and the rows written in L1 while a tile is moved.
+// kernels/cpu/layout.c: ops that only move data. The transpose of the last two dims: a
+// plain strided copy touches a new cache line per element on one side; 32x32 tiles
+// (4 KiB each way) keep both the rows read and the rows written in L1 while a tile is
+// moved. gather_rows: one memcpy per row, rows spread over threads when there are many.
 #include <omp.h>
 
 #include "cpu_internal.h"
 
 #define TR_TILE 32
 #define TR_PAR_MIN 32768
+#define GATHER_PAR_MIN 65536  // floats: below this a thread team costs more than it saves
 
 // out (B, N, M) = x (B, M, N).
 void cpu_transpose(Tensor *out, const Tensor *x) {
@@ -35,4 +37,27 @@ void cpu_transpose(Tensor *out, const Tensor *x) {
         for (int64_t j = j0; j < j1; j++)
             for (int64_t i = i0; i < i1; i++) os[j * M + i] = xs[i * N + j];
     }
+}
+
+// out (N, C) = rows idx[0..N-1] of x (M, C).
+void cpu_gather_rows(Tensor *out, const Tensor *x, const int32_t *idx) {
+    CPU_CHECK_F32("gather_rows", out);
+    CPU_CHECK_F32("gather_rows", x);
+    const int64_t C = x->shape[x->ndim - 1];
+    CPU_CHECK_SHAPES("gather_rows", C > 0 && out->shape[out->ndim - 1] == C, out, x,
+                     "x must be (..., C) and out (..., C) with the same C > 0");
+    const int64_t M = cpu_rows(x), N = cpu_rows(out);
+    CPU_CHECK(N == 0 || idx != NULL, "gather_rows: idx is NULL for %lld rows", (long long)N);
+    const float *xd = x->data;
+    float *od = out->data;
+    const uintptr_t o0 = (uintptr_t)od, x0 = (uintptr_t)xd;
+    CPU_CHECK(o0 + (uintptr_t)(N * C) * sizeof(float) <= x0 ||
+                  x0 + (uintptr_t)(M * C) * sizeof(float) <= o0,
+              "gather_rows: out overlaps x");
+    for (int64_t i = 0; i < N; i++)
+        CPU_CHECK(idx[i] >= 0 && idx[i] < M, "gather_rows: idx[%lld] = %d outside [0, %lld)",
+                  (long long)i, (int)idx[i], (long long)M);
+    const size_t row_bytes = (size_t)C * sizeof(float);
+#pragma omp parallel for schedule(static) if (N * C > GATHER_PAR_MIN)
+    for (int64_t i = 0; i < N; i++) memcpy(od + i * C, xd + (int64_t)idx[i] * C, row_bytes);
 }

@@ -147,6 +147,29 @@ static void pc_transpose(DType dt, PuRng *r, int64_t B, int64_t M, int64_t N, in
                &dout, (const float *)ref.data, (PuTol){0.0f, 0.0f});  // a copy: exact
 }
 
+// rows of x (xrows, C) picked by n seeded indices (repeats likely when n > xrows); the
+// output has leading dims (2, n/2) when n is even, to cover out with leading dims too.
+static void pc_gather_rows(DType dt, PuRng *r, int64_t xrows, int64_t C, int64_t n,
+                           int misalign) {
+    Tensor x = pu_host_rand(PC_SHAPE(2, xrows / 2, C), r, 0.0f, 1.0f, dt);
+    const int64_t M = 2 * (xrows / 2);
+    int32_t *idx = (int32_t *)mallocCheck((size_t)(n ? n : 1) * sizeof(int32_t));
+    for (int64_t i = 0; i < n; i++) idx[i] = (int32_t)(pu_next(r) % (uint64_t)M);
+    if (n > 2) idx[n - 1] = idx[0], idx[1] = (int32_t)(M - 1);  // a repeat and the last row
+    const int split = n % 2 == 0 && n > 0;
+    Tensor ref = split ? pu_host(PC_SHAPE(2, n / 2, C)) : pu_host(PC_SHAPE(n, C));
+    cpu_gather_rows(&ref, &x, idx);
+    Tensor dx = pu_to_dev(&x, dt, misalign);
+    Tensor dout = split ? pu_dev_empty(PC_SHAPE(2, n / 2, C), dt, misalign)
+                        : pu_dev_empty(PC_SHAPE(n, C), dt, misalign);
+    PARITY_OP(gather_rows)(&dout, &dx, idx);
+    char label[128];
+    pu_compare(pc_label(label, sizeof label, "gather_rows M %lld C %lld N %lld misalign %d",
+                        (long long)M, (long long)C, (long long)n, misalign),
+               &dout, (const float *)ref.data, (PuTol){0.0f, 0.0f});  // a copy: exact
+    free(idx);
+}
+
 // ---- norms and softmax ------------------------------------------------------------------
 // gamma/beta: 0 absent, 1 present in x's dtype, 2 present in f32.
 static void pc_group_norm(DType dt, PuRng *r, int nd, const int64_t *shape, int groups,
@@ -301,6 +324,11 @@ static void pc_run_all(DType dt, uint64_t seed) {
     pc_transpose(dt, &r, 2, 64, 96, 0);  // whole tiles
     pc_transpose(dt, &r, 3, 5, 7, 1);    // less than a tile, unaligned
     pc_transpose(dt, &r, 2, 1, 70, 0);   // a row into a column
+    pc_gather_rows(dt, &r, 10, 64, 7, 0);     // 16-byte packs in every dtype, odd N
+    pc_gather_rows(dt, &r, 9, 13, 12, 0);     // odd C: 2- or 4-byte words, repeats (N > M)
+    pc_gather_rows(dt, &r, 40, 24, 1100, 0);  // N > 512 indices per launch: three launches
+    pc_gather_rows(dt, &r, 6, 40, 5, 1);      // unaligned rows
+    pc_gather_rows(dt, &r, 4, 8, 0, 0);       // nothing to gather
 
     pc_group_norm(dt, &r, PC_SHAPE(2, 32, 8, 8), 8, 0, 1, 0.0f, 0);
     pc_group_norm(dt, &r, PC_SHAPE(1, 6, 5, 7), 3, 1, 1, 3.0f, 0);

@@ -10,7 +10,10 @@ Regenerate (any machine with PyPI access; the versions of the committed files ar
 VERSIONS.md and in every file's metadata):
     python3 -m venv /opt/ref-venv
     /opt/ref-venv/bin/pip install torch==2.15.0 safetensors==0.8.0 numpy==2.4.6
-    /opt/ref-venv/bin/python tests/golden/make_golden.py
+    /opt/ref-venv/bin/python tests/golden/make_golden.py            # every op file
+    /opt/ref-venv/bin/python tests/golden/make_golden.py gather_rows # only the named ones
+Naming ops rewrites only their files; VERSIONS.md is rewritten with the other files'
+counts and sizes read back from disk (they must have been made with the same versions).
 Another torch version may change the last bit of some outputs; the C tolerances are
 far above that, but commit regenerated files only together with VERSIONS.md.
 
@@ -339,6 +342,24 @@ def gen_transpose(o):
         o.case(name, lambda x: x.transpose(-1, -2), {"x": randn(*shape)})
 
 
+def gen_gather_rows(o):
+    # idx is stored as float32 (exact for these small integers); the C side converts it.
+    # Repeats, the first and last rows, leading dims on both sides, C = 1.
+    def make(name, xshape, oshape, idx):
+        C = xshape[-1]
+        assert oshape[-1] == C and math.prod(oshape) // C == len(idx)
+
+        def fn(x, idx):
+            return torch.index_select(x.reshape(-1, C), 0, idx.long()).reshape(oshape)
+
+        o.case(name, fn, {"x": randn(*xshape), "idx": torch.tensor(idx, dtype=torch.float32)})
+
+    make("rows_2d", (9, 13), (6, 13), [8, 0, 3, 3, 7, 1])
+    make("lead_dims", (2, 5, 7), (3, 4, 7), torch.randint(0, 10, (12,)).tolist())  # N > M
+    make("tokens_half", (1, 40, 64), (1, 20, 64), torch.randperm(40)[:20].tolist())  # CSA-like
+    make("c1", (3, 1), (5, 1), [2, 2, 0, 1, 2])
+
+
 def gen_lerp(o):
     for name, shape, t in [("t030", (2, 3, 7), 0.3), ("t075", (19,), 0.75), ("t_neg", (4, 5), -0.5), ("t1", (6,), 1.0)]:
         tt = float(np.float32(t))
@@ -431,6 +452,7 @@ OPS = {
     "scale": gen_scale,
     "concat": gen_concat,
     "transpose": gen_transpose,
+    "gather_rows": gen_gather_rows,
     "lerp": gen_lerp,
     "timestep_embedding": gen_timestep_embedding,
     "attention": gen_attention,
@@ -454,8 +476,25 @@ def main():
     missing = [op for op in declared if op not in OPS]
     if missing:
         sys.exit(f"make_golden.py: ops in kernels/ops.h without a generator: {', '.join(missing)}")
+    only = sys.argv[1:]
+    unknown = [op for op in only if op not in declared]
+    if unknown:
+        sys.exit(f"make_golden.py: not ops of kernels/ops.h: {', '.join(unknown)}")
     total, rows = 0, []
     for op in declared:
+        if only and op not in only:  # keep the committed file; read its figures back
+            path = os.path.join(DATA, f"{op}.safetensors")
+            if not os.path.exists(path):
+                sys.exit(f"make_golden.py: {path} is missing: regenerate it too")
+            with safe_open(path, framework="pt") as f:
+                meta = f.metadata()
+            made_with = {k: meta.get(f"version.{k}") for k in VERSIONS}
+            if made_with != VERSIONS:
+                sys.exit(f"make_golden.py: {path} was made with {made_with}, not {VERSIONS}: regenerate all")
+            size = os.path.getsize(path)
+            total += size
+            rows.append((op, len(meta["cases"].split(",")), size))
+            continue
         o = OpFile(op)
         OPS[op](o)
         path = o.save()

@@ -55,6 +55,7 @@ static const OpTol tol_add = {0, 0, 0, 1, "one correctly rounded f32 add: exact"
 static const OpTol tol_mul = {0, 0, 0, 1, "one correctly rounded f32 multiply: exact"};
 static const OpTol tol_concat = {0, 0, 0, 0, "a copy: exact"};
 static const OpTol tol_transpose = {0, 0, 0, 0, "a copy: exact"};
+static const OpTol tol_gather_rows = {0, 0, 0, 0, "a copy: exact"};
 // alpha * x + beta may be one fused multiply-add in C, two roundings in torch: <= 1 ulp
 // of |alpha x| + |beta| (<= 8 here).
 static const OpTol tol_scale = {1e-6, 1e-6, 0, 1, "FMA vs two roundings: 1 ulp of values <= 8"};
@@ -274,6 +275,33 @@ static void run_transpose(Case *c, Tensor *out, int inplace) {
     (void)inplace;
     Tensor x = load(c, "x");
     if (!c->bad) cpu_transpose(out, &x);
+}
+
+// idx is stored as f32 (small integers are exact); it must hold whole numbers in [0, M),
+// or cpu_gather_rows would abort instead of the case failing.
+static void run_gather_rows(Case *c, Tensor *out, int inplace) {
+    (void)inplace;
+    Tensor x = load(c, "x"), fi = load(c, "idx");
+    if (c->bad) return;
+    const int64_t n = tensor_numel(&fi), C = x.shape[x.ndim - 1], M = tensor_numel(&x) / C;
+    if (n != tensor_numel(out) / C) {
+        fprintf(stderr, "%s: case %s: %lld indices for %lld rows\n", c->file, c->cas, (long long)n,
+                (long long)(tensor_numel(out) / C));
+        c->bad = 1;
+        return;
+    }
+    int32_t *idx = case_alloc(c, (size_t)n);  // sizeof(int32_t) == sizeof(float)
+    for (int64_t i = 0; i < n; i++) {
+        const float v = ((const float *)fi.data)[i];
+        if (!(v >= 0 && v < (float)M && v == floorf(v))) {
+            fprintf(stderr, "%s: case %s: idx[%lld] = %g is not a row of x\n", c->file, c->cas,
+                    (long long)i, (double)v);
+            c->bad = 1;
+            return;
+        }
+        idx[i] = (int32_t)v;
+    }
+    cpu_gather_rows(out, &x, idx);
 }
 
 static void run_concat(Case *c, Tensor *out, int inplace) {
