@@ -17,6 +17,7 @@
 #include "jobs/render.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,10 @@ typedef struct {
     Progress *prog;
     StepCtx sc;
     double comm_seconds;
+    int rendered;        // frames rendered by this run (all ranks)
+    int stop_after;      // STORY_RENDER_STOP_AFTER (tests): raise SIGUSR1 after this many
+    size_t peak_work;    // largest working arenas of one pipeline call on this rank
+    size_t csa_host;     // window mode's host store on this rank
 } Run;
 
 static void request_defaults(Run *u) {
@@ -162,6 +167,11 @@ static void request_defaults(Run *u) {
     q.on_step = on_step;
     q.ctx = &u->sc;
     u->req = q;
+}
+
+static void note_work(Run *u) {
+    const size_t b = u->p.last_io_bytes + u->p.last_ws_bytes;
+    if (b > u->peak_work) u->peak_work = b;
 }
 
 // Writes the frames of outs (images for story frames fr[0..n)) and marks them in mine[].
@@ -187,6 +197,11 @@ static int sync_done(Run *u, int *mine, char *err, size_t errlen) {
         newly += mine[f];
     }
     free(v);
+    u->rendered += newly;
+    if (u->stop_after > 0 && u->rendered >= u->stop_after && r->comm->rank == 0) {
+        u->stop_after = 0;
+        raise(SIGUSR1);  // the real stop path, as Slurm's warning would take it
+    }
     if (r->comm->rank == 0 && newly) rc = render_record_frames(r, mine, err, errlen);
     for (int f = 0; f < F; f++)
         if (mine[f]) r->done[f] = 1;
@@ -206,7 +221,8 @@ static void bank_path(const Run *u, int ch, char *buf, size_t n) {
     snprintf(buf, n, "%s/banks/%s.h5", u->r->cfg.output, u->r->cfg.characters[ch].name);
 }
 
-// Bank mode. Returns 0, 1 when stopped by a signal, or -1 with a message.
+// Bank mode. Returns 0, 1 when stopped by a signal, -2 for a bad bank file named in the
+// config, or -1 with a message.
 static int run_bank(Run *u, char *err, size_t errlen) {
     Render *r = u->r;
     const RenderConfig *c = &r->cfg;
@@ -224,9 +240,15 @@ static int run_bank(Run *u, char *err, size_t errlen) {
     // stored banks named in the config
     for (int ch = 0; ch < c->n_characters; ch++) {
         if (!c->characters[ch].bank) continue;
+        char e2[2048], where[256];
         if (store_bank_load(c->characters[ch].bank, &u->plan, &meta, r->halves, u->p.dt, u->p.dev,
-                            &u->banks[ch], err, errlen))
+                            &u->banks[ch], e2, sizeof e2)) {
+            snprintf(err, errlen, "%s: bank of [%s]: %s",
+                     render_config_where(c, &c->characters[ch].pos, where, sizeof where),
+                     c->characters[ch].name, e2);
+            rc = -2;
             goto out;
+        }
         u->have_bank[ch] = 1;
         LOG_INFO("[%s]: bank loaded from %s (%d id images)", c->characters[ch].name,
                  c->characters[ch].bank, u->banks[ch].n_images);
@@ -286,6 +308,7 @@ static int run_bank(Run *u, char *err, size_t errlen) {
             PipelineOutput *outs = calloc((size_t)nl, sizeof *outs);
             u->sc.images = nl;
             int g = pipeline_generate(&u->p, &u->req, &b, outs, err, errlen);
+            note_work(u);
             if (!g) g = write_frames(u, local, nl, outs, mine, err, errlen);
             for (int i = 0; i < nl; i++) pipeline_output_free(&outs[i]);
             free(outs), free(pr), free(seeds);
@@ -347,6 +370,7 @@ static int run_bank(Run *u, char *err, size_t errlen) {
             PipelineOutput out;
             u->sc.images = 1;
             if (pipeline_generate(&u->p, &u->req, &b, &out, err, errlen)) goto out;
+            note_work(u);
             int g = write_frames(u, &f, 1, &out, mine, err, errlen);
             pipeline_output_free(&out);
             if (g) goto out;
@@ -425,6 +449,7 @@ static int run_window(Run *u, char *err, size_t errlen) {
         PipelineOutput *outs = calloc((size_t)n, sizeof *outs);
         u->sc.images = 1;
         int g = pipeline_generate(&u->p, &u->req, &b, outs, err, errlen);
+        note_work(u);
         if (!g) g = write_frames(u, fr, n, outs, mine, err, errlen);
         for (int i = 0; i < n; i++) pipeline_output_free(&outs[i]);
         free(outs), free(pr), free(seeds), free(fr);
@@ -436,12 +461,20 @@ static int run_window(Run *u, char *err, size_t errlen) {
         for (int s = 0; s < c->steps; s++) csa_window_end_step(&w);
     }
     u->comm_seconds += w.comm_seconds;
+    u->csa_host = csa_window_host_bytes(&w);
     rc = sync_done(u, mine, err, errlen);
 out:
     csa_window_free(&w);
     part_window_plan_free(&wp);
     free(mine);
     return rc;
+}
+
+static double bank_mib(const Run *u) {
+    double b = 0;
+    for (int ch = 0; ch < u->r->cfg.n_characters; ch++)
+        if (u->have_bank[ch]) b += (double)u->banks[ch].mem.cap;
+    return b / 1048576.0;
 }
 
 // ---- set-up shared by render and check --------------------------------------------------------
@@ -675,6 +708,8 @@ int job_render(int argc, char **argv) {
         goto out_model;
     }
     request_defaults(&u);
+    const char *stop = getenv("STORY_RENDER_STOP_AFTER");
+    u.stop_after = stop ? atoi(stop) : 0;
     if (comm->rank == 0 && (rc = render_record_frames(&r, r.done, err, sizeof err)) != 0) {
         LOG_ERROR("storyrun render: %s", err);
         rc = 1;
@@ -702,6 +737,7 @@ int job_render(int argc, char **argv) {
         LOG_ERROR("storyrun render: %s", err);
         rc = 1;
     }
+    if (run == -2) rc = EXIT_BAD_INPUT;
     if (any_failed(comm, run < 0)) {
         rc = rc ? rc : 1;
         goto out_run;
@@ -721,8 +757,13 @@ int job_render(int argc, char **argv) {
                  signals_name(signals_requested() ? signals_requested() : 15), c->output);
         rc = STORY_EXIT_REQUEUE;
     } else if (!rc && comm->rank == 0) {
-        LOG_INFO("render: done in %.1f s (%.1f s in CSA token exchange on rank 0)",
-                 now_s() - t0, u.comm_seconds);
+        LOG_INFO("render: done in %.1f s: %d frames rendered by this run, %.1f s in CSA token "
+                 "exchange on rank 0",
+                 now_s() - t0, u.rendered, u.comm_seconds);
+        LOG_INFO("render: memory on rank 0: weights %.2f MiB, working arenas %.2f MiB (peak of "
+                 "one call), CSA banks %.2f MiB, window token store %.2f MiB (host)",
+                 u.p.weights.cap / 1048576.0, u.peak_work / 1048576.0, bank_mib(&u),
+                 u.csa_host / 1048576.0);
         fprintf(stderr, "comic pages: %s/pages/\nstory page:  %s/index.html\n", c->output,
                 c->output);
     }

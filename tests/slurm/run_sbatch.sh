@@ -84,10 +84,24 @@ field() {
     [[ $1 =~ $re ]] && echo "${BASH_REMATCH[2]}"
 }
 
+# A random free port pair, so that test clusters started at the same moment (parallel
+# ctest runs, several build folders) do not both pick 6817.
+if [[ -z ${STORY_SLURM_PORT:-} ]]; then
+    for ((try = 0; try < 50; try++)); do
+        port=$((20000 + 2 * (RANDOM % 5000)))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
+            ! (exec 3<>"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null; then
+            export STORY_SLURM_PORT=$port
+            break
+        fi
+    done
+fi
+
 if ! "$ROOT/slurm/cluster-start.sh" "$DIR" >/dev/null; then
     echo "run_sbatch: FAIL: the Slurm cluster did not start (reason above)"
     exit 1
 fi
+echo "run_sbatch: cluster in $DIR, slurmctld on port $(sed -n 's/^SlurmctldPort=//p' "$SLURM_CONF")"
 
 t0=$(date +%s)
 # Our --output comes first so that one in SBATCH_ARGS or the script wins.
