@@ -173,7 +173,7 @@ typedef struct {
     int lo, hi;     // frames this rank keeps: [need_lo, need_hi) of its window plan
     size_t frame_elems;  // elements of one frame's tokens over all CSA layers (all halves)
     size_t *layer_off;   // (n_layers) offset of a layer's (halves, L, C) block in a frame
-    float *prev, *cur;   // host, (hi - lo) * frame_elems each (f32)
+    float *prev, *cur;   // host, (hi - lo) * frame_elems each, in the model's dtype
     int have_prev;       // prev holds step s - 1
     // the call in progress
     int frame, step;
