@@ -152,7 +152,8 @@ typedef struct {
     double comm_seconds;
     int rendered;        // frames rendered by this run (all ranks)
     int stop_after;      // STORY_RENDER_STOP_AFTER (tests): raise SIGUSR1 after this many
-    size_t peak_work;    // largest working arenas of one pipeline call on this rank
+    size_t peak_work;    // largest activation arena of one pipeline call on this rank
+    size_t peak_state;   // largest latents + conditioning arena (grows with the call's frames)
     size_t csa_host;     // window mode's host store on this rank
 } Run;
 
@@ -170,8 +171,8 @@ static void request_defaults(Run *u) {
 }
 
 static void note_work(Run *u) {
-    const size_t b = u->p.last_io_bytes + u->p.last_ws_bytes;
-    if (b > u->peak_work) u->peak_work = b;
+    if (u->p.last_ws_bytes > u->peak_work) u->peak_work = u->p.last_ws_bytes;
+    if (u->p.last_io_bytes > u->peak_state) u->peak_state = u->p.last_io_bytes;
 }
 
 // Writes the frames of outs (images for story frames fr[0..n)) and marks them in mine[].
@@ -760,10 +761,11 @@ int job_render(int argc, char **argv) {
         LOG_INFO("render: done in %.1f s: %d frames rendered by this run, %.1f s in CSA token "
                  "exchange on rank 0",
                  now_s() - t0, u.rendered, u.comm_seconds);
-        LOG_INFO("render: memory on rank 0: weights %.2f MiB, working arenas %.2f MiB (peak of "
-                 "one call), CSA banks %.2f MiB, window token store %.2f MiB (host)",
-                 u.p.weights.cap / 1048576.0, u.peak_work / 1048576.0, bank_mib(&u),
-                 u.csa_host / 1048576.0);
+        LOG_INFO("render: memory on rank 0: weights %.2f MiB, activations %.2f MiB (peak of one "
+                 "call), latents and conditioning %.2f MiB, CSA banks %.2f MiB, window token "
+                 "store %.2f MiB (host)",
+                 u.p.weights.cap / 1048576.0, u.peak_work / 1048576.0,
+                 u.peak_state / 1048576.0, bank_mib(&u), u.csa_host / 1048576.0);
         fprintf(stderr, "comic pages: %s/pages/\nstory page:  %s/index.html\n", c->output,
                 c->output);
     }

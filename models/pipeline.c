@@ -340,11 +340,12 @@ int pipeline_generate(Pipeline *p, const PipelineRequest *req, const PipelineBat
     // io: conditioning outputs and the loop's tensors; ws: scratch of each stage in turn
     int64_t lat_n = (int64_t)B * C * h * w, img_n = (int64_t)C * h * w;
     const Tensor like = tensor_view(NULL, DT_F32, p->dev, 4, (const int64_t[]){B, C, h, w});
-    size_t io_bytes = cond_output_bytes(&p->cond, B, cfg) + sched_state_bytes(&s, &like) +
+    size_t io_bytes = cond_output_bytes(&p->cond, B, cfg) + 2 * cond_output_bytes(&p->cond, 1, cfg) +
+                      sched_state_bytes(&s, &like) +
                       2 * round256((size_t)lat_n * 4) + round256((size_t)img_n * 4)  // latents, noise, z
                       + 2 * round256((size_t)lat_n * 2 * 4)  // x32, eps32
                       + 2 * round256((size_t)lat_n * 2 * dtype_size(p->dt)) + 4096;
-    size_t ws_bytes = cond_scratch_bytes(&p->cond, B);
+    size_t ws_bytes = cond_scratch_bytes(&p->cond, bt->per_image ? 1 : B);
     size_t u = bt->per_image ? unet_scratch_bytes(&p->unet, cfg ? 2 : 1, h, w, 77) +
                                    4 * round256((size_t)img_n * 2 * 4) +
                                    round256((size_t)2 * 77 * 2048 * 4) + 8192
@@ -379,7 +380,42 @@ int pipeline_generate(Pipeline *p, const PipelineRequest *req, const PipelineBat
                       .height = req->height,
                       .width = req->width,
                       .n_untruncated = untrunc};
-    int crc = cond_encode(&p->cond, &cr, &io, &ws, &co, err, errlen);
+    int crc;
+    if (!bt->per_image || B == 1) {
+        crc = cond_encode(&p->cond, &cr, &io, &ws, &co, err, errlen);
+    } else {
+        // one prompt at a time (the text encoders' scratch then does not grow with B),
+        // gathered into the rows [uncond 0..B-1; cond 0..B-1]
+        const int halves = cfg ? 2 : 1;
+        cr.B = 1;
+        cr.prompts = bt->prompts;
+        crc = cond_encode(&p->cond, &cr, &io, &ws, &co, err, errlen);
+        CondOutput one = co;
+        if (!crc) {
+            co.rows = rows;
+            co.context = arena_tensor(&io, one.context.dtype, 3,
+                                      SHAPE(rows, one.context.shape[1], one.context.shape[2]));
+            if (one.pooled.data)
+                co.pooled = arena_tensor(&io, one.pooled.dtype, 2, SHAPE(rows, one.pooled.shape[1]));
+        }
+        for (int b = 0; b < B && !crc; b++) {
+            const size_t mark = arena_mark(&io);
+            if (b > 0) {
+                cr.prompts = bt->prompts + b;
+                crc = cond_encode(&p->cond, &cr, &io, &ws, &one, err, errlen);
+                if (crc) break;
+            }
+            for (int h = 0; h < halves; h++) {
+                Tensor d = rows_of(&co.context, (int64_t)h * B + b, 1), s1 = rows_of(&one.context, h, 1);
+                copy_convert(&d, &s1);
+                if (one.pooled.data) {
+                    d = rows_of(&co.pooled, (int64_t)h * B + b, 1), s1 = rows_of(&one.pooled, h, 1);
+                    copy_convert(&d, &s1);
+                }
+            }
+            if (b > 0) arena_release(&io, mark);
+        }
+    }
     free(negs);
     if (crc) goto done;
     for (int b = 0; b < B; b++) {

@@ -139,6 +139,34 @@ window)  # window mode: 1 and 2 ranks identical; working memory independent of s
     render 1 "$OUT/off" --set csa.mode=off
     same_frames "$OUT/np1" "$OUT/off" 3 >/dev/null && fail "window mode frame 3 equals plain" || ok "window mode changes the frames"
     ;;
+window_memory)  # (c): working memory of window mode does not grow with the story
+    mk() {  # mk N FILE: an N-frame window-mode story
+        {
+            printf 'model: builtin:tiny-sdxl\nseed: 3\nsteps: 2\nguidance: 5.0\nsize: 64x64\n'
+            printf 'characters:\n  - "[Bob]: a man in a black suit"\n'
+            printf 'csa: {mode: window, window: 3}\ncomic: {layout: none}\nframes:\n'
+            for i in $(seq 1 "$1"); do printf '  - "[Bob] scene %d"\n' "$i"; done
+        } >"$2"
+    }
+    mk 16 "$OUT/s16.yaml"
+    mk 48 "$OUT/s48.yaml"
+    for n in 16 48; do
+        "$MPIEXEC" -n 1 "$STORYRUN" render "$OUT/s$n.yaml" --output "$OUT/o$n" >"$OUT/o$n.log" 2>&1 || fail "$n-frame story: exit $?"
+    done
+    # activations: one frame's UNet call plus its window partners' tokens (set by W);
+    # per-frame state: each frame's latents and text conditioning (linear in frames, and
+    # ~1000x smaller than the activations at real sizes: ~2 MiB per SDXL 1024 frame)
+    m16=$(sed -n 's/.*activations \([0-9.]*\) MiB.*/\1/p' "$OUT/o16.log")
+    m48=$(sed -n 's/.*activations \([0-9.]*\) MiB.*/\1/p' "$OUT/o48.log")
+    s16=$(sed -n 's/.*latents and conditioning \([0-9.]*\) MiB.*/\1/p' "$OUT/o16.log")
+    s48=$(sed -n 's/.*latents and conditioning \([0-9.]*\) MiB.*/\1/p' "$OUT/o48.log")
+    echo "activations: 16 frames $m16 MiB, 48 frames $m48 MiB; latents + conditioning: $s16, $s48 MiB"
+    python3 -c "import sys; a, b = float('$m16'), float('$m48'); sys.exit(0 if abs(b - a) < 0.10 * a else 1)" &&
+        ok "16 and 48 frames: peak activation memory within 10%" || fail "activation memory grows with the story ($m16 vs $m48 MiB)"
+    python3 -c "import sys; a, b = float('$s16'), float('$s48'); sys.exit(0 if b < 3.3 * a else 1)" &&
+        ok "per-frame state grows at most linearly" || fail "per-frame state grows faster than the story ($s16 vs $s48 MiB)"
+    [ "$(ls "$OUT/o48/frames" | wc -l)" -eq 48 ] && ok "48 frames written" || fail "48-frame story incomplete"
+    ;;
 broken)  # the broken-config table through `storyrun check`: exit 2 and the expected message
     CASES=$HERE/../config/broken/cases.tsv
     n=0
