@@ -167,6 +167,19 @@ window_memory)  # (c): working memory of window mode does not grow with the stor
         ok "per-frame state grows at most linearly" || fail "per-frame state grows faster than the story ($s16 vs $s48 MiB)"
     [ "$(ls "$OUT/o48/frames" | wc -l)" -eq 48 ] && ok "48 frames written" || fail "48-frame story incomplete"
     ;;
+slurm)  # the demo story submitted with sbatch (2 tasks, srun --mpi=pmix) to a real local
+    # Slurm cluster; its frames equal a plain 1-rank run's
+    command -v slurmctld >/dev/null || { echo "skipped: Slurm is not installed"; exit 77; }
+    render 1 "$OUT/local" --set output="$OUT/local"
+    need_rc 0 "local render" "$OUT/local.log"
+    (cd "$OUT" && STORYRUN=$STORYRUN STORY_SLURM_JOB_TIMEOUT=120 bash "$HERE/../slurm/run_sbatch.sh" \
+        "$HERE/../../slurm/render-cpu.sbatch" --ntasks-per-node=2 --cpus-per-task=1 --time=10 \
+        -- "$STORY" --output "$OUT/sbatch") >"$OUT/sbatch.log" 2>&1
+    RC=$?
+    need_rc 0 "sbatch of the story" "$OUT/sbatch.log" && ok "the sbatch job completed"
+    same_frames "$OUT/local" "$OUT/sbatch" && ok "Slurm job frames identical to a local run" || fail "Slurm frames differ"
+    [ -s "$OUT/sbatch/index.html" ] && ok "index.html from the Slurm job" || fail "no index.html from the Slurm job"
+    ;;
 broken)  # the broken-config table through `storyrun check`: exit 2 and the expected message
     CASES=$HERE/../config/broken/cases.tsv
     n=0
