@@ -142,17 +142,6 @@ Tensor csa_tokens(const Tensor *t, int64_t row, int64_t t0, int64_t n) {
     return v;
 }
 
-void csa_take_rows(Tensor *out, const Tensor *x, const int32_t *idx) {
-    const int64_t C = x->shape[x->ndim - 1], N = tensor_numel(out) / C, M = tensor_numel(x) / C;
-    const size_t row = (size_t)C * dtype_size(x->dtype);
-    for (int64_t i = 0; i < N; i++) {
-        STORY_CHECK(idx[i] >= 0 && idx[i] < M, "csa_take_rows: index %d of %lld rows", idx[i],
-                    (long long)M);
-        csa_copy_bytes((char *)out->data + (size_t)i * row, (const char *)x->data + (size_t)idx[i] * row,
-                       row, x->dev);
-    }
-}
-
 // ---- banks ------------------------------------------------------------------------------------
 
 static size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
@@ -253,7 +242,7 @@ void csa_id_pass_attn(void *ctx, const UnetAttnSite *site, Tensor *out, const Te
             for (int h = 0; h < halves; h++) {
                 Tensor dst = csa_rows(&send, ((int64_t)i * halves + h) * K, K);
                 Tensor src = csa_rows(x, (int64_t)h * nl + i, 1);
-                csa_take_rows(&dst, &src, idx);
+                op_gather_rows(&dst, &src, idx);
             }
         }
         const size_t bytes = tensor_nbytes(&send);

@@ -12,5 +12,3 @@ void csa_copy_bytes(void *dst, const void *src, size_t bytes, Device dev);
 Tensor csa_rows(const Tensor *t, int64_t r0, int64_t n);
 // Tokens [t0, t0 + n) of row `row` of a (B, L, C) tensor, as a (1, n, C) view.
 Tensor csa_tokens(const Tensor *t, int64_t row, int64_t t0, int64_t n);
-// out (N, C) = rows idx of x (M, C) (host indices).
-void csa_take_rows(Tensor *out, const Tensor *x, const int32_t *idx);
