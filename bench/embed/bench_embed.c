@@ -40,7 +40,7 @@ enum { N_CASES = 2, TINY_INNER = 50 };
 static const char *CASE_NAMES[N_CASES] = {"tiny", "vith"};
 
 typedef struct {
-    int ok;         // torch timed it
+    int ok;           // torch timed it
     char path[1024];  // the model both sides load
     double med_ms, min_ms;
 } RefCase;
@@ -65,9 +65,22 @@ static void run_torch(RefCase *rc, char *banner, size_t blen, const char *python
     snprintf(rp, sizeof rp, "%d", reps);
     snprintf(fr, sizeof fr, "%d", frames);
     snprintf(in, sizeof in, "%d", TINY_INNER);
-    char *argv[] = {(char *)python, (char *)script, "--tiny", STORY_TINY_CLIP_VISION, "--out",
-                    (char *)tmp, "--threads", th, "--reps", rp, "--frames", fr, "--inner", in,
-                    quick ? "--quick" : NULL, NULL};
+    char *argv[] = {(char *)python,
+                    (char *)script,
+                    "--tiny",
+                    STORY_TINY_CLIP_VISION,
+                    "--out",
+                    (char *)tmp,
+                    "--threads",
+                    th,
+                    "--reps",
+                    rp,
+                    "--frames",
+                    fr,
+                    "--inner",
+                    in,
+                    quick ? "--quick" : NULL,
+                    NULL};
     BenchChild c;
     if (bench_child_start(&c, argv, banner, blen)) return;
     char line[1200], name[32];
@@ -159,8 +172,12 @@ static void run_storyrun(OurCase *o, const char *name, const char *path, const c
 
 // Removes what torch_ref.py wrote into tmp (its own files and the vith folder), then tmp.
 static void remove_tmp(const char *tmp) {
-    static const char *files[] = {"tiny_pixels.f32", "tiny_embeds.f32", "vith_pixels.f32",
-                                  "vith_embeds.f32", "vith/config.json", "vith/model.safetensors",
+    static const char *files[] = {"tiny_pixels.f32",
+                                  "tiny_embeds.f32",
+                                  "vith_pixels.f32",
+                                  "vith_embeds.f32",
+                                  "vith/config.json",
+                                  "vith/model.safetensors",
                                   "vith/model.safetensors.index.json"};
     char p[1200];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -211,8 +228,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!use_torch && !quick) {
-        fprintf(stderr, "bench_embed: the ViT-H case needs the reference to make its weights; "
-                        "--no-torch implies --quick\n");
+        fprintf(stderr,
+                "bench_embed: the ViT-H case needs the reference to make its weights; "
+                "--no-torch implies --quick\n");
         quick = 1;
     }
     cpu_set_threads(threads);
@@ -224,7 +242,8 @@ int main(int argc, char **argv) {
     RefCase rc[N_CASES] = {{0}};
     char banner[640] = "";
     snprintf(rc[0].path, sizeof rc[0].path, "%s", STORY_TINY_CLIP_VISION);
-    if (use_torch) run_torch(rc, banner, sizeof banner, python, script, tmp, threads, reps, frames, quick);
+    if (use_torch)
+        run_torch(rc, banner, sizeof banner, python, script, tmp, threads, reps, frames, quick);
     OurCase oc[N_CASES] = {{0}};
     for (int i = 0; i < N_CASES; i++) {
         if (i == 1 && (quick || !rc[1].path[0])) continue;
@@ -233,13 +252,15 @@ int main(int argc, char **argv) {
     }
     remove_tmp(tmp);
 
-    printf("bench_embed: CLIP image encoder (CLIPVisionModelWithProjection), fp32 CPU, one clip = "
-           "%d frames in one batch, preprocessing excluded, %d threads, %d reps\n",
-           frames, threads, reps);
+    printf(
+        "bench_embed: CLIP image encoder (CLIPVisionModelWithProjection), fp32 CPU, one clip = "
+        "%d frames in one batch, preprocessing excluded, %d threads, %d reps\n",
+        frames, threads, reps);
     if (rc[0].ok)
         printf("torch reference: %s\n", banner);
     else
-        printf("torch reference: unavailable (%s); storyrun only\n", use_torch ? banner : "--no-torch");
+        printf("torch reference: unavailable (%s); storyrun only\n",
+               use_torch ? banner : "--no-torch");
     static const char *DESC[N_CASES] = {"tiny (tiny_quick, 32x2, image 32)",
                                         "ViT-H/14 (1280x32, image 224)"};
     for (int i = 0; i < N_CASES; i++) {
@@ -251,9 +272,10 @@ int main(int argc, char **argv) {
         printf("%-34s %12s %12s %8s\n", "", "storyrun", "torch", "ratio");
         bench_ratio_row("ms per clip, median", oc[i].med_ms, rc[i].med_ms, rc[i].ok);
         bench_ratio_row("ms per clip, fastest", oc[i].min_ms, rc[i].min_ms, rc[i].ok);
-        printf("%-34s %12.2f %12.2f\n", "clips per second (median)", 1000.0 / oc[i].med_ms,
+        printf("%-34s %12.4g %12.4g\n", "clips per second (median)", 1000.0 / oc[i].med_ms,
                rc[i].ok ? 1000.0 / rc[i].med_ms : 0.0);
-        if (oc[i].maxdiff >= 0) printf("%-34s %12.3g\n", "image_embeds max |diff| vs torch", oc[i].maxdiff);
+        if (oc[i].maxdiff >= 0)
+            printf("%-34s %12.3g\n", "image_embeds max |diff| vs torch", oc[i].maxdiff);
     }
     return 0;
 }
