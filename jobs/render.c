@@ -557,6 +557,66 @@ static int any_failed(Comm *c, int failed) {
     return v > 0.5f;
 }
 
+// Memory per rank from the model's config alone (no weights read): weights, the largest
+// call's activations, the banks, on the device a render would use.
+static void print_memory_estimate(Render *r, int R) {
+    const RenderConfig *c = &r->cfg;
+    Weights *w = NULL;
+    char err[1024];
+    UnetConfig uc;
+    VaeConfig vc;
+    Unet m;
+    size_t cond = 0;
+    const Device dev = r->comm->device >= 0 && cuda_available() ? DEV_CUDA : DEV_CPU;
+    const DType dt = dev == DEV_CPU ? DT_F32 : DT_F16;
+    if (weights_open(&w, c->model, err, sizeof err) || unet_config(&uc, w, err, sizeof err) ||
+        vae_config(&vc, w, err, sizeof err) || cond_weight_bytes(w, dt, &cond, err, sizeof err) ||
+        unet_load_shapes(&m, &uc, dt, dev, err, sizeof err)) {
+        printf("memory: no estimate (%s)\n", err);
+        if (w) weights_close(w);
+        return;
+    }
+    const int f = vae_scale_factor(&vc);
+    int W = c->width, H = c->height;
+    if (!W || !H) {
+        const JsonValue *ss = json_get(weights_config(w, "unet"), "sample_size");
+        W = H = ss && ss->type == JSON_NUMBER && ss->is_int ? (int)ss->i * f : 512;
+    }
+    const size_t wbytes = cond + unet_weight_bytes(&uc, dt) +
+                          vae_weight_bytes(&vc, VAE_DECODER, vae_default_dtype(&vc, dev));
+    int max_local = 1, n_id_total = 0;
+    for (int ch = 0; ch < c->n_characters; ch++) {
+        const int n = c->characters[ch].bank ? 0 : c->characters[ch].id_frames;
+        const int local = (n + R - 1) / R;
+        if (local > max_local) max_local = local;
+        n_id_total += n;
+    }
+    const int rows = (c->guidance > 1.0f ? 2 : 1) * (c->csa.mode == CSA_MODE_BANK ? max_local : 1);
+    CsaPlan plan;
+    size_t act = unet_scratch_bytes(&m, rows, H / f, W / f, 77), banks = 0;
+    if (!csa_plan_init(&plan, &m, &c->csa, c->seed, c->steps, W, H, W / f, H / f, err,
+                       sizeof err)) {
+        act += csa_scratch_bytes(&plan, c->guidance > 1.0f ? 2 : 1,
+                                 c->csa.mode == CSA_MODE_WINDOW ? c->csa.window : n_id_total + 1,
+                                 dt);
+        if (c->csa.mode == CSA_MODE_BANK)
+            for (int ch = 0; ch < c->n_characters; ch++)
+                banks += csa_bank_bytes(&plan, c->characters[ch].bank ? 4 : c->characters[ch].id_frames,
+                                        c->guidance > 1.0f ? 2 : 1, dt);
+        csa_plan_free(&plan);
+    }
+    printf("memory per rank (%s, %s, %dx%d): weights %.0f MiB, activations %.0f MiB (largest "
+           "UNet call, %d rows), character banks %.0f MiB%s; about %.1f GiB in all\n",
+           dev == DEV_CUDA ? "GPU" : "CPU", dtype_name(dt), W, H, wbytes / 1048576.0,
+           act / 1048576.0, rows, banks / 1048576.0,
+           c->csa.mode == CSA_MODE_WINDOW ? " (window mode: plus the previous step's tokens of a "
+                                            "rank's frames in host memory)"
+                                          : "",
+           (wbytes + act + banks) / 1073741824.0);
+    unet_free(&m);
+    weights_close(w);
+}
+
 // ---- storyrun check --------------------------------------------------------------------------
 
 int job_check(int argc, char **argv) {
@@ -633,6 +693,7 @@ int job_check(int argc, char **argv) {
             }
         }
         free(pf), free(pc);
+        print_memory_estimate(&r, R);
         printf("ok: %s is valid (weights are checked when the job loads them)\n", c->path);
     }
 out:

@@ -502,6 +502,13 @@ static size_t dry_load(const UnetConfig *cfg, DType dt, int64_t *params) {
     return a.peak + 256;
 }
 
+int unet_load_shapes(Unet *m, const UnetConfig *cfg, DType dt, Device dev, char *err,
+                     size_t errlen) {
+    Arena a = unet_counting_arena(dev);
+    int64_t n = 0;
+    return unet_load_source(m, cfg, count_source, &n, &a, dt, err, errlen);
+}
+
 size_t unet_weight_bytes(const UnetConfig *cfg, DType dt) {
     int64_t n;
     return dry_load(cfg, dt, &n);

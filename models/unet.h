@@ -166,6 +166,10 @@ int unet_load_source(Unet *m, const UnetConfig *cfg, UnetTensorSource src, void 
 // unet_config + unet_load_source from w's "unet" component.
 int unet_load(Unet *m, const Weights *w, Arena *arena, DType dt, char *err, size_t errlen);
 void unet_free(Unet *m);  // host arrays; the tensors go with their arena
+// The model's structure with no weights behind it (tensors point nowhere): enough for
+// unet_scratch_bytes and unet_self_attn_sites, e.g. to estimate memory before loading.
+int unet_load_shapes(Unet *m, const UnetConfig *cfg, DType dt, Device dev, char *err,
+                     size_t errlen);
 // Bytes of weights arena unet_load takes (alignment included).
 size_t unet_weight_bytes(const UnetConfig *cfg, DType dt);
 // Number of weights (parameters) of cfg's architecture.
@@ -195,6 +199,36 @@ void unet_attention(const UnetAttention *a, Tensor *out, const Tensor *x, const 
 // The plain attn1: unet_attention with kv = {x_normed}.
 void unet_self_attn_default(void *ctx, const UnetAttnSite *site, Tensor *out,
                             const Tensor *x_normed, const UnetAttention *attn, Arena *scratch);
+
+// ---- the cross-attention seam -----------------------------------------------------------
+// Every attn2 call goes through UnetInputs.cross_attn (NULL: plain cross-attention). It gets
+// the same site as the block's attn1 (site->layer is the transformer block's running index),
+// x_normed (B, H*W, C) after norm2, the layer's attn2 weights, the UNet's context (B, L,
+// cross_attention_dim) and writes attn2's output (after to_out.0) to out (B, H*W, C); scratch
+// as for self_attn. IP-Adapter's decoupled image cross-attention (models/ip_adapter.h) is one.
+typedef void (*UnetCrossAttnFn)(void *ctx, const UnetAttnSite *site, Tensor *out,
+                                const Tensor *x_normed, const UnetAttention *attn,
+                                const Tensor *context, Arena *scratch);
+// The plain attn2: unet_attention with kv = {context}.
+void unet_cross_attn_default(void *ctx, const UnetAttnSite *site, Tensor *out,
+                             const Tensor *x_normed, const UnetAttention *attn,
+                             const Tensor *context, Arena *scratch);
+
+// ---- the layer seam ----------------------------------------------------------------------
+// UnetInputs.layer_fn (NULL: none) is called on the backbone features h (B, C, H, W), in
+// place, after every layer of every block: in down and up blocks after layer j's resnet (and
+// its transformer in cross-attention blocks), before the output becomes a skip and before
+// any down/upsampler; in the mid block after its transformer, before resnets.1. These are
+// the places where AnimateDiff's UNetMotionModel runs its motion modules (models/unet_video.h).
+// scratch as for self_attn. Dry runs (unet_scratch_bytes) do not call it.
+typedef struct {
+    UnetBlockKind kind;
+    int block;  // index in down_blocks / up_blocks (0 in the mid block)
+    int layer;  // the layer (resnet) index within the block (0 in the mid block)
+    int step;   // UnetInputs.step
+} UnetLayerSite;
+typedef void (*UnetLayerFn)(void *ctx, const UnetLayerSite *site, Tensor *h, Arena *scratch);
+
 // Number of attn1 layers (sites) of a forward pass.
 int unet_self_attn_layers(const Unet *m);
 // Every site of a forward pass over an H x W latent, in forward order, into sites
@@ -218,6 +252,10 @@ typedef struct {
     const UnetFreeU *freeu;               // NULL: off
     UnetSelfAttnFn self_attn;             // NULL: unet_self_attn_default
     void *self_attn_ctx;
+    UnetCrossAttnFn cross_attn;           // NULL: unet_cross_attn_default
+    void *cross_attn_ctx;
+    UnetLayerFn layer_fn;  // NULL: none (see the layer seam)
+    void *layer_ctx;
     int step;  // handed to self_attn in the site
 } UnetInputs;
 
