@@ -7,8 +7,10 @@
 //         NaN/Inf; an all-zero embedding is suspicious: an encoder never outputs exact
 //         zeros), the done flags (0 or 1), the done rows' metadata (frames ascending and
 //         >= 0, fps > 0, no skip reason). Rows not done are not checked: a resumed job
-//         rewrites them. Exit 0 when clean, 1 with the list of problems, 2 when the file
-//         cannot be read as a store at all.
+//         rewrites them. A transitions store (root attribute kind = "transitions", from
+//         storyrun predict) gets the transitions reader's checks and every pair read back.
+//         Exit 0 when clean, 1 with the list of problems, 2 when the file cannot be read as
+//         a store at all.
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <hdf5.h>
@@ -23,6 +25,7 @@
 #include "jobs/jobs.h"
 #include "runner/check.h"
 #include "runner/store_embed.h"
+#include "runner/store_transitions.h"
 
 // Problems listed per kind before "... and N more".
 #define VERIFY_LIST_MAX 20
@@ -397,9 +400,41 @@ static void check_values(Verify *v, hid_t f, const char *name, int64_t n, size_t
     H5Dclose(d);
 }
 
+// A transitions store (storyrun predict): the reader's checks (attributes, shapes) and every
+// pair read back (finite values).
+static int verify_transitions(const char *path) {
+    static char err[8192];
+    TransitionsStore *s;
+    if (transitions_store_open(path, NULL, &s, err, sizeof err)) {
+        printf("  %s\n%s: 1 problem(s)\n", err, path);
+        return 1;
+    }
+    const TransitionsInfo *in = transitions_store_info(s);
+    size_t LD = (size_t)in->L * (size_t)in->D;
+    float *P = mallocCheck(LD * sizeof(float)), *ks = mallocCheck((size_t)in->D * sizeof(float)),
+          *ke = mallocCheck((size_t)in->D * sizeof(float));
+    int problems = 0;
+    for (int64_t i = 0; i < in->n_pairs; i++)
+        if (transitions_store_read_pair(s, i, P, ks, ke, NULL, err, sizeof err) &&
+            problems++ < VERIFY_LIST_MAX)
+            printf("  %s\n", err);
+    free(P), free(ks), free(ke);
+    transitions_store_close(s);
+    if (problems)
+        printf("%s: %d problem(s) in %" PRId64 " pairs\n", path, problems, in->n_pairs);
+    else
+        printf("%s: ok: transitions store, %" PRId64 " pairs of %d x %d, all checked\n", path,
+               in->n_pairs, in->L, in->D);
+    return problems ? 1 : 0;
+}
+
 static int store_verify(const char *path) {
     hid_t f = open_store(path);
     if (f < 0) return 2;
+    if (H5Aexists(f, "kind") > 0) {  // only transitions stores have a `kind` attribute
+        H5Fclose(f);
+        return verify_transitions(path);
+    }
     Verify v = {path, 0, {0}};
     int64_t fv = attr_i64(f, "format_version", -1), L = attr_i64(f, "L", -1),
             D = attr_i64(f, "D", -1);

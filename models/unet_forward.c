@@ -20,6 +20,10 @@ typedef struct {
     Tensor emb;             // silu(time embedding) (B, T): what every resnet's time_emb_proj reads
     UnetSelfAttnFn attn_fn;
     void *attn_ctx;
+    UnetCrossAttnFn cross_fn;
+    void *cross_ctx;
+    UnetLayerFn layer_fn;  // NULL: none
+    void *layer_ctx;
     UnetAttnSite site;
     const UnetFreeU *freeu;  // NULL when off
     UnetAttnSite *sites;     // dry runs of unet_self_attn_sites: every site, in order
@@ -97,6 +101,14 @@ void unet_self_attn_default(void *ctx, const UnetAttnSite *site, Tensor *out,
     unet_attention_impl(attn, out, x_normed, kv, 1, scratch, 0);
 }
 
+void unet_cross_attn_default(void *ctx, const UnetAttnSite *site, Tensor *out,
+                             const Tensor *x_normed, const UnetAttention *attn,
+                             const Tensor *context, Arena *scratch) {
+    (void)ctx, (void)site;
+    const Tensor *kv[1] = {context};
+    unet_attention_impl(attn, out, x_normed, kv, 1, scratch, 0);
+}
+
 // Feed-forward rows per chunk: the GEGLU input (rows, 8C) is the largest activation of a
 // transformer block, so it is computed in chunks of about 24 MiB (diffusers' forward
 // chunking, always on: the same values, less memory).
@@ -118,12 +130,18 @@ static void transformer_block(Run *r, const UnetTransformerBlock *b, Tensor *h) 
         r->attn_fn(r->attn_ctx, &r->site, &a, &n, &b->attn1, r->ws);
         arena_release(r->ws, m2);
     }
-    r->site.layer++;
     add(r, h, h, &a);
-    // h += attn2(norm2(h), context)
+    // h += attn2(norm2(h), context): through the cross-attention seam, same site
     lnorm(r, &n, h, &b->norm2);
-    const Tensor *kv[1] = {r->context};
-    unet_attention_impl(&b->attn2, &a, &n, kv, 1, r->ws, r->dry);
+    if (r->dry) {
+        const Tensor *kv[1] = {r->context};
+        unet_attention_impl(&b->attn2, &a, &n, kv, 1, r->ws, 1);
+    } else {
+        const size_t m2 = arena_mark(r->ws);
+        r->cross_fn(r->cross_ctx, &r->site, &a, &n, &b->attn2, r->context, r->ws);
+        arena_release(r->ws, m2);
+    }
+    r->site.layer++;
     add(r, h, h, &a);
     // h += ff(norm3(h)) = ff.net.2(geglu(ff.net.0.proj(norm3(h)))), by chunks of rows
     lnorm(r, &n, h, &b->norm3);
@@ -203,6 +221,15 @@ static void set_site(Run *r, UnetBlockKind kind, int block, int attention) {
     r->site.attention = attention;
 }
 
+// The layer seam: h (B, C, H, W) after layer `layer` of a block (see unet.h).
+static void layer_hook(Run *r, UnetBlockKind kind, int block, int layer, Tensor *h) {
+    if (r->dry || !r->layer_fn) return;
+    const UnetLayerSite s = {kind, block, layer, r->site.step};
+    const size_t mark = arena_mark(r->ws);
+    r->layer_fn(r->layer_ctx, &s, h, r->ws);
+    arena_release(r->ws, mark);
+}
+
 // diffusers' apply_freeu for up block i (0 or 1), before a resnet's concatenation.
 static void freeu(Run *r, int i, Tensor *h, Tensor *skip) {
     if (!r->freeu || i > 1 || r->dry) return;
@@ -272,6 +299,7 @@ static void run_forward(Run *r, const UnetInputs *in, const Tensor *sample, Tens
                 set_site(r, UNET_DOWN, i, j);
                 transformer(r, &b->attn[j], &o);
             }
+            layer_hook(r, UNET_DOWN, i, j, &o);
             skips[ns++] = h = o;
         }
         if (b->resample) {
@@ -296,6 +324,7 @@ static void run_forward(Run *r, const UnetInputs *in, const Tensor *sample, Tens
     resnet(r, &m->mid_res[0], &o, &h);
     set_site(r, UNET_MID, 0, 0);
     transformer(r, &m->mid_attn, &o);
+    layer_hook(r, UNET_MID, 0, 0, &o);
     h = VIEW(r, buf[cur ^= 1], B, top, H, W);
     resnet(r, &m->mid_res[1], &h, &o);
 
@@ -314,6 +343,7 @@ static void run_forward(Run *r, const UnetInputs *in, const Tensor *sample, Tens
                 set_site(r, UNET_UP, i, j);
                 transformer(r, &b->attn[j], &o);
             }
+            layer_hook(r, UNET_UP, i, j, &o);
             h = o;
         }
         if (b->resample) {  // Upsample2D: nearest 2x, then conv 3x3
@@ -405,6 +435,9 @@ int unet_forward(const Unet *m, const UnetInputs *in, Tensor *out, Arena *ws, ch
     r.m = m, r.ws = ws, r.dt = m->dtype, r.context = in->encoder_hidden_states;
     r.attn_fn = in->self_attn ? in->self_attn : unet_self_attn_default;
     r.attn_ctx = in->self_attn_ctx;
+    r.cross_fn = in->cross_attn ? in->cross_attn : unet_cross_attn_default;
+    r.cross_ctx = in->cross_attn_ctx;
+    r.layer_fn = in->layer_fn, r.layer_ctx = in->layer_ctx;
     r.site.step = in->step;
     // as diffusers' is_freeu_enabled: off unless all four factors are nonzero
     r.freeu = in->freeu && in->freeu->b1 != 0 && in->freeu->b2 != 0 && in->freeu->s1 != 0 &&

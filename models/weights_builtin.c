@@ -3,6 +3,8 @@
 //
 //   builtin:tiny-sd15   SD1.x architecture: UNet2DConditionModel (CrossAttnDownBlock2D +
 //                       DownBlock2D, conv projections, 8 heads), AutoencoderKL, CLIPTextModel
+//   builtin:tiny-animate  tiny-sd15's architecture (own seed) + an AnimateDiff motion adapter
+//                       and an IP-Adapter (models/weights_builtin_animate.c)
 //   builtin:tiny-sdxl   SDXL architecture: the UNet with linear projections, transformer
 //                       depth (1, 2), text_time add_embedding; two text encoders (CLIP +
 //                       OpenCLIP-style with projection)
@@ -23,8 +25,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/animate_weights.h"
 #include "models/weights_impl.h"
 #include "runner/check.h"
+
+// builtin:tiny-animate's motion adapter and IP-Adapter come from
+// models/weights_builtin_animate.c, which needs the video models; programs linked without
+// them (the weights tests) see no definition here and those two components are unknown.
+#pragma weak wbuiltin_animate_image
 
 // ---- configs (diffusers / transformers config.json keys) ------------------------------
 
@@ -90,8 +98,16 @@ typedef struct {
     const char *name;
     ModelFamily family;
     uint64_t seed;
-    BuiltinPart parts[4];
+    BuiltinPart parts[6];
 } BuiltinModel;
+
+// builtin:tiny-animate's extra components (models/animate_weights.h)
+static const char motion_tiny[] =
+    "{\"_class_name\":\"MotionAdapter\",\"block_out_channels\":[16,32],\"conv_in_channels\":"
+    "null,\"motion_layers_per_block\":2,\"motion_max_seq_length\":32,\"motion_mid_block_"
+    "layers_per_block\":1,\"motion_norm_num_groups\":8,\"motion_num_attention_heads\":4,"
+    "\"motion_transformer_layers_per_block\":1,\"use_motion_mid_block\":true}";
+static const char ip_tiny[] = "{\"image_embed_dim\":16,\"num_tokens\":4}";
 
 static const BuiltinModel builtin_models[] = {
     {"tiny-sd15",
@@ -100,6 +116,14 @@ static const BuiltinModel builtin_models[] = {
      {{"unet", unet_sd15},
       {"vae", VAE_CONFIG("512", "0.18215")},
       {"text_encoder", CLIP_CONFIG("CLIPTextModel", "quick_gelu", "32", "37", "4", "32")}}},
+    {"tiny-animate",
+     FAMILY_SD1,
+     3001,
+     {{"unet", unet_sd15},
+      {"vae", VAE_CONFIG("512", "0.18215")},
+      {"text_encoder", CLIP_CONFIG("CLIPTextModel", "quick_gelu", "32", "37", "4", "32")},
+      {"motion_adapter", motion_tiny},
+      {"ip_adapter", ip_tiny}}},
     {"tiny-sdxl",
      FAMILY_SDXL,
      2001,
@@ -466,6 +490,14 @@ static int open_part(Weights *w, const BuiltinModel *m, const BuiltinPart *part,
     JsonError je;
     c->config = json_parse(file, part->config, strlen(part->config), NULL, &je);
     if (!c->config) STORY_FATAL("built-in config %s does not parse: %s", file, je.msg);
+    // one stream per component: its own tensor names key the values
+    uint64_t seed = m->seed * 0x100000001b3ull ^ fnv1a(part->component);
+    size_t size;
+    uint8_t *image = NULL;
+    const WComponent *uc = w_component_c(w, "unet");
+    if (uc && wbuiltin_animate_image &&
+        !wbuiltin_animate_image(part->component, c->config, uc->config, seed, &image, &size))
+        goto add;
     Params ps = {0};
     if (!strcmp(part->component, "unet"))
         unet_params(&ps, c->config);
@@ -473,11 +505,9 @@ static int open_part(Weights *w, const BuiltinModel *m, const BuiltinPart *part,
         vae_params(&ps, c->config);
     else
         clip_params(&ps, c->config, !strcmp(part->component, "text_encoder_2"));
-    // one stream per component: its own tensor names key the values
-    uint64_t seed = m->seed * 0x100000001b3ull ^ fnv1a(part->component);
-    size_t size;
-    uint8_t *image = build_image(&ps, seed, &size);
+    image = build_image(&ps, seed, &size);
     free(ps.p);
+add:
     snprintf(file, sizeof file, "builtin:%s/%s", m->name, part->component);
     int f = w_add_memory(w, image, size, file, err, errlen);
     if (f < 0) return -1;
@@ -490,7 +520,9 @@ static int open_part(Weights *w, const BuiltinModel *m, const BuiltinPart *part,
     return 0;
 }
 
-const char *wbuiltin_names(void) { return "builtin:tiny-sd15, builtin:tiny-sdxl"; }
+const char *wbuiltin_names(void) {
+    return "builtin:tiny-sd15, builtin:tiny-animate, builtin:tiny-sdxl";
+}
 
 int wbuiltin_open(Weights *w, const char *name, char *err, size_t errlen) {
     const BuiltinModel *m = NULL;
@@ -501,7 +533,7 @@ int wbuiltin_open(Weights *w, const char *name, char *err, size_t errlen) {
                      wbuiltin_names());
     w->family = m->family;
     w->layout = LAYOUT_BUILTIN;
-    for (int i = 0; i < 4 && m->parts[i].component; i++)
+    for (int i = 0; i < 6 && m->parts[i].component; i++)
         if (open_part(w, m, &m->parts[i], err, errlen)) return -1;
     const char *clip = weights_clip_data_dir();
     WComponent *c = w_component(w, "tokenizer", true);

@@ -26,9 +26,21 @@ static void usage(FILE *f) {
             "  embed CONFIG [--set key=value ...]\n"
             "                   video dataset -> CLIP image embeddings of sampled clips in an HDF5\n"
             "                   store, on 1 or N MPI ranks; resumes an existing store\n"
+            "  predict CONFIG [--set key=value ...]\n"
+            "                   frame pairs of a rendered story (or a TSV of image pairs) -> the\n"
+            "                   motion predictor's transition embeddings in an HDF5 store\n"
+            "  train CONFIG [--set key=value ...] [--resume]\n"
+            "                   embeddings store -> trained motion predictor (checkpoint, log.csv,\n"
+            "                   loss.png), data-parallel on 1 or N MPI ranks\n"
+            "  animate CONFIG [--set key=value ...]\n"
+            "                   transition videos between consecutive story frames from a\n"
+            "                   transitions store, and the whole story as one MP4 (N ranks)\n"
             "  store info|verify STORE\n"
             "                   an HDF5 store's size, clips, attributes and datasets; or check its\n"
             "                   shapes, values and done flags (exit != 0 on problems)\n"
+            "  eval-video INPUT... --encoder PATH [--lpips PATH] [--json PATH]\n"
+            "                   CLIPSIM-first/frames and LPIPS-first/frames of videos or PNG\n"
+            "                   frame folders, per input and their mean (docs/eval.md)\n"
             "  --version        version, git commit and the features compiled in\n"
             "  --help           this text\n"
             "\n"
@@ -60,6 +72,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "check")) return job_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "store")) return job_store(argc - 1, argv + 1);
     if (!strcmp(cmd, "embed")) return job_embed(argc - 1, argv + 1);
+    if (!strcmp(cmd, "animate")) return job_animate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval-video")) return job_eval_video(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return job_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "predict")) return job_predict(argc - 1, argv + 1);
     fprintf(stderr, "storyrun: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -20,7 +20,8 @@
 #
 # A requeued job (scontrol requeue, as the render templates do on exit code 75) is held by
 # Slurm for about two minutes (Reason=BeginTime) before it may start again; here its start
-# time is set to now instead, so a test sees the requeued run at once.
+# time is set to now instead (after STORY_SLURM_REQUEUE_DELAY seconds, default 8, see below),
+# so a test sees the requeued run soon.
 set -uo pipefail
 export PATH=$PATH:/usr/sbin:/sbin
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -113,7 +114,7 @@ fi
 job=${job%%;*}
 echo "run_sbatch: submitted job $job: sbatch ${SBATCH_ARGS[*]} $SCRIPT ${SCRIPT_ARGS[*]}"
 
-state="" record="" hook_done=0
+state="" record="" hook_done=0 requeued_at=0
 deadline=$((t0 + TIMEOUT))
 while :; do
     record=$(scontrol -o show job "$job" 2>&1)
@@ -129,9 +130,18 @@ while :; do
         fi
         ;;
     esac
+    # Not at once: slurmd keeps a requeued job's id among the recently killed ones for a
+    # few seconds and refuses to launch it meanwhile ("Job N already killed, do not launch
+    # batch job"), which ends the job instead of rerunning it.
     if [[ $state == PENDING && $(field "$record" Reason) == BeginTime &&
         $(field "$record" Restarts) != 0 ]]; then
-        scontrol update JobId="$job" StartTime=now >/dev/null 2>&1
+        if ((requeued_at == 0)); then
+            requeued_at=$(date +%s)
+        elif (($(date +%s) - requeued_at >= ${STORY_SLURM_REQUEUE_DELAY:-8})); then
+            scontrol update JobId="$job" StartTime=now >/dev/null 2>&1
+        fi
+    else
+        requeued_at=0
     fi
     # A held job (requeue-hold, special exit) never runs again by itself.
     if [[ $(field "$record" Reason) =~ ^(JobHeldAdmin|JobHeldUser|launch_failed_requeued_held)$ ]]; then
