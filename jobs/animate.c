@@ -524,6 +524,9 @@ int job_animate(int argc, char **argv) {
             rc = 1;
         }
     }
+    int others = 0;  // pairs the other ranks made: the summary counts the whole job
+    for (int i = 0; i < j.n_pairs; i++) others += flags[i] > 0.5f && mine[i] < 0.5f;
+    progress_units(sc.prog, others);
     progress_finish(sc.prog);
     if (flags[j.n_pairs] > 0.5f) {
         rc = 1;
