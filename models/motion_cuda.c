@@ -15,6 +15,7 @@
 #include "../kernels/cuda/motion_kernels.h"
 #include "../kernels/cuda/motion_train.h"
 #include "../kernels/cuda_runtime_api.h"
+#include "../kernels/ops.h"
 
 #define NORM_CHUNK 16384  // as motion_optim.c: the same partial sums, in double
 
@@ -99,7 +100,8 @@ static void *dev_alloc(size_t bytes, int *fail) {
 int smp_cuda_init(SmpCuda *d, SmpModel *host, char *err, size_t errlen) {
     memset(d, 0, sizeof *d);
     const char *why = NULL;
-    if (story_cuda_device_count(&why) <= 0) {
+    if (!cuda_available()) {  // the emulation counts as one
+        story_cuda_device_count(&why);
         snprintf(err, errlen, "motion predictor on CUDA: no CUDA device: %s",
                  why && *why ? why : "none found");
         return -1;

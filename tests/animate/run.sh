@@ -8,6 +8,8 @@
 #   ranks   animate on 2 ranks: every frame, MP4 and the manifest byte-identical to 1 rank
 #   resume  SIGUSR1 after the first pair: exit 75, one pair recorded; a re-run finishes with
 #           the same bytes as an uninterrupted run
+#   demo    configs/demo.yaml itself: render -> predict -> animate on 2 ranks, animate again
+#           on 1 rank: 7 transitions + story.mp4, byte-identical
 #   bad     mismatched / corrupt transitions stores and changed story frames: exit 2, a
 #           message naming the problem, no output folder
 set -u
@@ -70,6 +72,27 @@ setup)
     grep -q "2 done before" "$W/ref/logs/rank0.log" && ok "re-run skips the done pairs" ||
         fail "re-run did not skip the pairs"
     cmp -s "$W/manifest.before" "$W/ref/manifest.json" || fail "re-run changed the manifest"
+    ;;
+demo)  # the demo story (configs/demo.yaml, 8 frames of 64x64) end to end on 2 ranks:
+    # render -> predict -> animate -> story.mp4; animate again on 1 rank: identical bytes
+    D=$(mkdir -p "$W/../demo_work" && cd "$W/../demo_work" && pwd)
+    rm -rf "$D" && mkdir -p "$D"
+    export OMP_NUM_THREADS=1
+    "$MPIEXEC" -np 2 "$STORYRUN" render configs/demo.yaml --output "$D/demo" >"$D/render.log" 2>&1 ||
+        fail "render: $(tail -3 "$D/render.log")"
+    "$TP" ckpt "$D/pred.safetensors" 7 16 4 >/dev/null || fail "predictor checkpoint"
+    "$MPIEXEC" -np 2 "$STORYRUN" predict configs/predict-demo.yaml --set story=$D/demo \
+        --set predictor=$D/pred.safetensors --set output.store=$D/demo/transitions.h5 \
+        >"$D/predict.log" 2>&1 || fail "predict: $(tail -3 "$D/predict.log")"
+    DEMO=(--set story=$D/demo --set frames=4 --set steps=2)
+    "$MPIEXEC" -np 2 "$STORYRUN" animate configs/animate-demo.yaml "${DEMO[@]}" \
+        --set output=$D/np2 >"$D/np2.log" 2>&1 || fail "animate on 2 ranks: $(tail -5 "$D/np2.log")"
+    "$MPIEXEC" -np 1 "$STORYRUN" animate configs/animate-demo.yaml "${DEMO[@]}" \
+        --set output=$D/np1 >"$D/np1.log" 2>&1 || fail "animate on 1 rank: $(tail -5 "$D/np1.log")"
+    n=$(ls "$D/np2/transitions/"*.mp4 2>/dev/null | wc -l)
+    [ "$n" = 7 ] && ok "7 transition videos for the 8-frame demo story" || fail "$n transition videos, expected 7"
+    [ -s "$D/np2/story.mp4" ] && ok "story.mp4 written" || fail "no story.mp4"
+    same_outputs "$D/np1" "$D/np2"
     ;;
 ranks)
     rm -rf "$W/np2" "$W/np1"
