@@ -35,6 +35,7 @@
 #include "jobs/jobs.h"
 #include "jobs/train.h"
 #include "kernels/ops.h"
+#include "models/motion_cuda.h"
 #include "models/motion_predictor.h"
 #include "runner/check.h"
 #include "runner/comm.h"
@@ -56,6 +57,7 @@ typedef struct {
     double weight_decay, beta1, beta2, eps, grad_clip;
     uint64_t seed;
     int threads;
+    int cuda;  // train.device: cuda (models/motion_cuda.h), else the CPU
     long eval_every, ckpt_every, log_every;
     const char *out, *ckpt, *csv, *plot, *logs;
     char ckpt_buf[4096], csv_buf[4096], plot_buf[4096], logs_buf[4096];
@@ -72,7 +74,8 @@ static void usage(FILE *f) {
             "    model.endpoint_weight\n"
             "    train.batch train.steps | train.epochs train.lr train.min_lr train.warmup\n"
             "    train.weight_decay train.betas train.eps train.grad_clip train.seed\n"
-            "    train.threads train.eval_every train.checkpoint_every train.log_every\n"
+            "    train.threads train.device train.eval_every train.checkpoint_every\n"
+            "    train.log_every\n"
             "    output.dir output.checkpoint output.log_csv output.plot output.logs\n"
             "  --resume  continue from output.checkpoint (a fresh start when there is none)\n"
             "  Exit: 0 done, 75 stopped by a signal (re-run with --resume), 1 error, 2 bad\n"
@@ -86,9 +89,9 @@ static const char *const k_data[] = {"store", "val_fraction", NULL};
 static const char *const k_model[] = {"layers", "width",           "heads", "mlp_ratio",
                                       "frames", "endpoint_weight", NULL};
 static const char *const k_train[] = {
-    "batch",     "steps", "epochs",    "lr",   "min_lr",  "warmup",     "weight_decay",
-    "betas",     "eps",   "grad_clip", "seed", "threads", "eval_every", "checkpoint_every",
-    "log_every", NULL};
+    "batch",     "steps",  "epochs",    "lr",   "min_lr",  "warmup",     "weight_decay",
+    "betas",     "eps",    "grad_clip", "seed", "threads", "eval_every", "checkpoint_every",
+    "log_every", "device", NULL};
 static const char *const k_out[] = {"dir", "checkpoint", "log_csv", "plot", "logs", NULL};
 
 static const CfgNode *section(CfgDoc *d, const char *name, const char *const *keys) {
@@ -201,6 +204,14 @@ static int read_config(CfgDoc *d, TrainConfig *c) {
         const CfgNode *s = cfg_get(t, "seed");
         if (s) cfg_as_u64(d, s, "train.seed", &c->seed);
         get_i(d, t, "threads", "train.threads", 0, 4096, &c->threads);
+        const char *dev = NULL;
+        if (cfg_get_string(d, t, "device", "train.device", &dev) == 1 && dev) {
+            if (!strcmp(dev, "cuda"))
+                c->cuda = 1;
+            else if (strcmp(dev, "cpu"))
+                cfg_error(d, cfg_get(t, "device"), "key 'train.device': '%s'; expected cpu or cuda",
+                          dev);
+        }
         get_l(d, t, "eval_every", "train.eval_every", 0, 1L << 40, &c->eval_every);
         get_l(d, t, "checkpoint_every", "train.checkpoint_every", 0, 1L << 40, &c->ckpt_every);
         get_l(d, t, "log_every", "train.log_every", 1, 1L << 40, &c->log_every);
@@ -287,6 +298,7 @@ typedef struct {
     float *clips;    // (B, L, D)
     int64_t *pos;    // (B)
     TrainClip *sel;  // (B)
+    SmpCuda *gpu;    // train.device: cuda: the device twin of model (NULL on the CPU)
 } Train;
 
 // 1 when any rank has a nonzero `bad`: every rank then takes the same way out.
@@ -300,6 +312,83 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+// ---- train.device: the CPU model or its CUDA twin (models/motion_cuda.h) -------------------
+// The same steps on either; on the device the gradient buffer passed to the all-reduce is
+// device memory, which the comm layer hands to NCCL. model.out holds P after a forward on
+// both. Checkpoints are written from the host model: model_to_host copies weights and
+// AdamW moments back first.
+
+static float model_forward(Train *t, int n, int L) {
+    return t->gpu ? smp_cuda_forward_clips(t->gpu, t->clips, n, L)
+                  : smp_forward_clips(&t->model, t->clips, n, L);
+}
+
+static void model_zero_grad(Train *t) {
+    if (t->gpu)
+        smp_cuda_zero_grad(t->gpu);
+    else
+        smp_zero_grad(&t->model);
+}
+
+static void model_backward(Train *t) {
+    if (t->gpu)
+        smp_cuda_backward(t->gpu);
+    else
+        smp_backward(&t->model);
+}
+
+// Sum over ranks, then the mean.
+static void model_all_reduce(Train *t) {
+    Comm *comm = t->comm;
+    if (comm->size == 1) return;
+    comm_all_reduce_f32(comm, t->gpu ? t->gpu->grads : t->model.grads, t->model.num_params);
+    if (t->gpu)
+        smp_cuda_scale_grads(t->gpu, 1.0f / (float)comm->size);
+    else
+        smp_scale_grads(&t->model, 1.0f / (float)comm->size);
+}
+
+static double model_update(Train *t, double clip, double lr) {
+    if (t->gpu) {
+        double norm = smp_cuda_clip_grad_norm(t->gpu, clip);
+        smp_cuda_adamw_step(t->gpu, &t->opt, lr);
+        return norm;
+    }
+    double norm = smp_clip_grad_norm(&t->model, clip);
+    smp_adamw_step(&t->opt, &t->model, lr);
+    return norm;
+}
+
+static void model_to_host(Train *t) {
+    if (t->gpu) smp_cuda_download(t->gpu, &t->opt);
+}
+
+// train.device: cuda: the device model from the host one (after a resume's load). Returns
+// 0, or -1 on every rank when any rank has no usable device.
+static int model_to_device(Train *t) {
+    char err[1024] = "";
+    int rc = 0;
+#ifndef STORY_HAVE_NCCL
+    if (t->comm->size > 1) {
+        snprintf(err, sizeof err,
+                 "this build has no NCCL, so the device gradients of %d ranks cannot be "
+                 "all-reduced",
+                 t->comm->size);
+        rc = -1;
+    }
+#endif
+    if (!rc) {
+        t->gpu = mallocCheck(sizeof *t->gpu);
+        rc = smp_cuda_init(t->gpu, &t->model, err, sizeof err);
+        if (rc) free(t->gpu), t->gpu = NULL;
+    }
+    if (!rc) smp_cuda_upload(t->gpu, &t->opt);
+    if (rc)
+        LOG_ERROR("train.device is cuda, but rank %d cannot use it: %s; set train.device: cpu",
+                  t->comm->rank, err);
+    return any_rank(t->comm, rc) ? -1 : 0;
 }
 
 // Validation over the held-out clips (each rank a contiguous part): the MSE of the model's
@@ -320,7 +409,7 @@ static int evaluate(Train *t, double *model_mse, double *interp_mse) {
             bad = 1;
             break;
         }
-        smp_forward_clips(&t->model, t->clips, n, L);
+        model_forward(t, n, L);
         for (int b = 0; b < n; b++) {
             const float *y = t->clips + (size_t)b * L * D, *p = t->model.out + (size_t)b * L * D;
             for (int j = 1; j < L - 1; j++) {
@@ -345,6 +434,7 @@ static int evaluate(Train *t, double *model_mse, double *interp_mse) {
 static int save(Train *t, long step) {
     char err[4096];
     int rc = 0;
+    model_to_host(t);
     if (t->comm->rank == 0) {
         rc = smp_checkpoint_save(t->cfg.ckpt, &t->model, &t->opt, &t->rng, step, err, sizeof err);
         if (!rc) rc = train_log_write(&t->log, t->cfg.csv, err, sizeof err);
@@ -422,6 +512,7 @@ static int run(Train *t, int resume) {
                  c->nstores, d->n_train, d->n_val, L, d->D, mc.layers, mc.width, mc.heads,
                  t->model.num_params, c->G, comm->size, t->B, total, spe, c->lr, c->min_lr,
                  t->sched.warmup);
+    if (c->cuda && model_to_device(t)) return 2;
     if (d->n_val == 0 && comm->rank == 0)
         LOG_WARN("train: no validation clips (data.val_fraction %g of %" PRId64 " clips)",
                  c->val_fraction, d->n_train);
@@ -450,15 +541,12 @@ static int run(Train *t, int resume) {
         int bad = train_data_read(d, t->sel, t->B, t->clips, err, sizeof err);
         if (bad) LOG_ERROR("%s", err);
         float loss = 0;
-        smp_zero_grad(&t->model);
+        model_zero_grad(t);
         if (!bad) {
-            loss = smp_forward_clips(&t->model, t->clips, t->B, L);
-            smp_backward(&t->model);
+            loss = model_forward(t, t->B, L);
+            model_backward(t);
         }
-        if (comm->size > 1) {
-            comm_all_reduce_f32(comm, t->model.grads, t->model.num_params);
-            smp_scale_grads(&t->model, 1.0f / (float)comm->size);
-        }
+        model_all_reduce(t);
         if (stop_after > 0 && step + 1 == stop_after && !signals_requested()) {
             LOG_INFO("STORY_TRAIN_STOP_AFTER=%ld: raising SIGUSR1", stop_after);
             raise(SIGUSR1);
@@ -470,9 +558,8 @@ static int run(Train *t, int resume) {
             failed = 1;
             break;
         }
-        double norm = smp_clip_grad_norm(&t->model, c->grad_clip);
         double lr = smp_lr_at(&t->sched, step);
-        smp_adamw_step(&t->opt, &t->model, lr);
+        double norm = model_update(t, c->grad_clip, lr);
         long done = step + 1;
         stopped = agree[2] > 0 && done < total;  // a stop at the last step is just the end
         progress_steps(prog, 1);
@@ -569,6 +656,7 @@ int job_train(int argc, char **argv) {
     signals_install();
     rc = run(t, resume);
     free(t->clips), free(t->pos), free(t->sel);
+    if (t->gpu) smp_cuda_free(t->gpu), free(t->gpu);
     train_log_free(&t->log);
     if (t->model.params) smp_free(&t->model);
     if (t->opt.m) smp_adamw_free(&t->opt);

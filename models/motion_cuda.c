@@ -31,18 +31,18 @@ static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 static size_t carve(SmpCuda *d, float *fbase, uint16_t *hbase, size_t *nh) {
     const SmpConfig *c = &d->host->cfg;
     size_t N = (size_t)d->host->max_batch * c->frames, C = c->width, D = c->embed_dim;
-    size_t F = (size_t)c->mlp_ratio * C, att = (size_t)d->host->max_batch * c->heads * c->frames *
-                                                    c->frames;
+    size_t F = (size_t)c->mlp_ratio * C,
+           att = (size_t)d->host->max_batch * c->heads * c->frames * c->frames;
     size_t off = 0, hoff = 0;
-#define TAKE(ptr, n)                               \
-    do {                                           \
-        if (fbase) (ptr) = fbase + off;            \
-        off += round16(n);                         \
+#define TAKE(ptr, n)                    \
+    do {                                \
+        if (fbase) (ptr) = fbase + off; \
+        off += round16(n);              \
     } while (0)
-#define TAKEH(ptr, n)                              \
-    do {                                           \
-        if (hbase) (ptr) = hbase + hoff;           \
-        hoff += round16(n);                        \
+#define TAKEH(ptr, n)                    \
+    do {                                 \
+        if (hbase) (ptr) = hbase + hoff; \
+        hoff += round16(n);              \
     } while (0)
     TAKE(d->K, N * D);
     TAKEH(d->hK, N * D);
@@ -295,8 +295,8 @@ void smp_cuda_backward(SmpCuda *d) {
                                     DP(d, w->ln1_w), a->ln1_mean, a->ln1_rstd, N, C);
     }
     cuda_smp_col_sum(DG(d, h->g.pos), d->d_res, N, C, T);
-    linear_bwd(d, NULL, DG(d, h->g.in_w), DG(d, h->g.in_b), d->d_res, d->hK, DW(d, h->p.in_w), N,
-               D, C);
+    linear_bwd(d, NULL, DG(d, h->g.in_w), DG(d, h->g.in_b), d->d_res, d->hK, DW(d, h->p.in_w), N, D,
+               C);
 }
 
 // ---- optimizer ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 typedef struct {
-    SmpModel *host;  // not owned
+    SmpModel *host;                 // not owned
     float *params, *grads, *m, *v;  // device, host->num_params each
     uint16_t *wbf;                  // device bf16 copy of params (the matmuls' weights)
     // activations (device), the CPU model's names and shapes for (max_batch, L)
@@ -43,7 +43,7 @@ typedef struct {
     // matmul backward reads: (N, max(C, 3C, F, D))
     float *scratch, *d_res, *d_ln, *d_atty, *d_qkv, *d_att, *d_fcg, *d_fc, *d_out;
     uint16_t *hgrad;
-    float *clips;        // (max_batch, L, D) device copy of the batch
+    float *clips;          // (max_batch, L, D) device copy of the batch
     double *rows, *parts;  // device: loss per row (N), grad-norm partial sums
     double *host_rows;     // host mirror of rows / parts
     size_t nparts;

@@ -2,9 +2,9 @@
 // transformer encoder that maps the linear interpolation between a start and an end CLIP
 // image embedding to a predicted path through the embedding space; training (forward,
 // backward, AdamW, clipping, the lr schedule) and checkpoints. CPU f32 (OpenMP, OpenBLAS).
-// The model runs on the CPU only so far: kernels/cuda/motion_kernels.h has the CUDA
-// LayerNorm, GELU and attention kernels (forward and backward) a GPU path will use with
-// cuBLAS matmuls, but no device-side forward/backward is wired up yet.
+// This is the CPU model; models/motion_cuda.h is its device twin (f32 master weights, bf16
+// cuBLAS matmuls, the CUDA kernels of kernels/cuda/motion_kernels.h and motion_train.h),
+// which `storyrun train` uses with train.device: cuda.
 //
 // Shapes. B batch, T frames of this batch (2 <= T <= L = cfg.frames), D = cfg.embed_dim
 // (the CLIP space, e.g. 1024 for OpenCLIP ViT-H/14), C = cfg.width, H = cfg.heads,

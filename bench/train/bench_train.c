@@ -13,6 +13,11 @@
 // 8/1024/16/1024/16/8 (the reported size; skipped with --quick). Inputs are seeded normal
 // numbers on both sides; the weights differ (timing only: tests/motion checks the values).
 // Rows: ms per step and frames/s for each side, and the ratio storyrun time / torch time.
+//
+// --cuda: the same steps on a CUDA device, storyrun's device model (models/motion_cuda.h:
+// bf16 matmuls, f32 master weights) vs torch with AMP (autocast bf16, f32 parameters),
+// both synchronised before each clock read. Without a device it prints "skipped: no CUDA
+// device" and exits 0.
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
@@ -20,7 +25,9 @@
 #include <string.h>
 
 #include "bench_common.h"
+#include "kernels/cuda_runtime_api.h"
 #include "kernels/ops.h"
+#include "models/motion_cuda.h"
 #include "models/motion_predictor.h"
 #include "runner/check.h"
 
@@ -46,7 +53,7 @@ typedef struct {
 } Timing;
 
 static void run_torch(Timing *t, int ncases, char *banner, size_t blen, const char *python,
-                      const char *script, int threads, int reps, int steps) {
+                      const char *script, int threads, int reps, int steps, int cuda) {
     char th[16], rp[16], st[16], cases[64] = "";
     snprintf(th, sizeof th, "%d", threads);
     snprintf(rp, sizeof rp, "%d", reps);
@@ -54,8 +61,18 @@ static void run_torch(Timing *t, int ncases, char *banner, size_t blen, const ch
     for (int i = 0; i < ncases; i++)
         snprintf(cases + strlen(cases), sizeof cases - strlen(cases), "%s%s", i ? "," : "",
                  CASES[i].name);
-    char *argv[] = {(char *)python, (char *)script, "--threads", th, "--reps", rp, "--steps", st,
-                    "--cases",      cases,          NULL};
+    char *argv[] = {(char *)python,
+                    (char *)script,
+                    "--threads",
+                    th,
+                    "--reps",
+                    rp,
+                    "--steps",
+                    st,
+                    "--cases",
+                    cases,
+                    cuda ? "--cuda" : NULL,
+                    NULL};
     BenchChild c;
     if (bench_child_start(&c, argv, banner, blen)) return;
     char line[512];
@@ -73,7 +90,7 @@ static void run_torch(Timing *t, int ncases, char *banner, size_t blen, const ch
     bench_child_stop(&c);
 }
 
-static Timing run_ours(const Case *k, int reps, int steps) {
+static Timing run_ours(const Case *k, int reps, int steps, int cuda) {
     SmpConfig cfg;
     smp_config_default(&cfg, k->D, k->L);
     cfg.layers = k->layers, cfg.width = k->width, cfg.heads = k->heads;
@@ -85,6 +102,9 @@ static Timing run_ours(const Case *k, int reps, int steps) {
     smp_adamw_config_default(&oc);
     SmpAdamW opt;
     smp_adamw_init(&opt, &oc, m.num_params);
+    SmpCuda d;
+    memset(&d, 0, sizeof d);
+    if (cuda && smp_cuda_init(&d, &m, err, sizeof err)) STORY_FATAL("%s", err);
     size_t n = (size_t)k->B * k->L * k->D;
     float *clips = mallocCheck(n * sizeof(float));
     uint64_t s = 1;
@@ -92,7 +112,15 @@ static Timing run_ours(const Case *k, int reps, int steps) {
     double *t = mallocCheck((size_t)reps * sizeof(double));
     for (int r = -1; r < reps; r++) {
         double t0 = bench_now_ms();
-        for (int i = 0; i < (r < 0 ? 2 : steps); i++) {
+        for (int i = 0; i < (r < 0 ? 2 : steps) && cuda; i++) {
+            smp_cuda_zero_grad(&d);
+            smp_cuda_forward_clips(&d, clips, k->B, k->L);
+            smp_cuda_backward(&d);
+            smp_cuda_clip_grad_norm(&d, 1.0);
+            smp_cuda_adamw_step(&d, &opt, 1e-4);
+        }
+        if (cuda) story_cuda_sync();
+        for (int i = 0; i < (r < 0 ? 2 : steps) && !cuda; i++) {
             smp_zero_grad(&m);
             smp_forward_clips(&m, clips, k->B, k->L);
             smp_backward(&m);
@@ -105,13 +133,14 @@ static Timing run_ours(const Case *k, int reps, int steps) {
     for (int r = 1; r < reps; r++) mn = t[r] < mn ? t[r] : mn;
     Timing out = {1, bench_median(t, reps), mn};
     free(t), free(clips);
+    if (cuda) smp_cuda_free(&d);
     smp_adamw_free(&opt);
     smp_free(&m);
     return out;
 }
 
 int main(int argc, char **argv) {
-    int threads = 2, reps = 5, steps = 5, quick = 0, torch = 1;
+    int threads = 2, reps = 5, steps = 5, quick = 0, torch = 1, cuda = 0;
     const char *python = bench_default_python(), *script = STORY_TORCH_REF_SCRIPT;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -126,10 +155,12 @@ int main(int argc, char **argv) {
             python = argv[++i];
         else if (!strcmp(argv[i], "--no-torch"))
             torch = 0;
+        else if (!strcmp(argv[i], "--cuda"))
+            cuda = 1;
         else {
             fprintf(stderr,
                     "usage: %s [--threads N] [--reps R] [--steps S] [--quick] [--python PATH] "
-                    "[--no-torch]\n",
+                    "[--no-torch] [--cuda]\n",
                     argv[0]);
             return 2;
         }
@@ -138,15 +169,22 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_train: --reps, --steps and --threads must be >= 1\n");
         return 2;
     }
+    const char *why = NULL;
+    if (cuda && (story_cuda_device_count(&why) <= 0 || !cuda_available())) {
+        printf("bench_train --cuda: skipped: no CUDA device (%s)\n",
+               why && *why ? why : "none found");
+        return 0;
+    }
     int ncases = quick ? 2 : N_CASES;
     Timing ref[N_CASES] = {{0}}, ours[N_CASES] = {{0}};
     char banner[512] = "reference not run (--no-torch)";
-    if (torch) run_torch(ref, ncases, banner, sizeof banner, python, script, threads, reps, steps);
+    if (torch)
+        run_torch(ref, ncases, banner, sizeof banner, python, script, threads, reps, steps, cuda);
     cpu_set_threads(threads);
-    printf("bench_train: motion predictor training steps on the CPU, %d thread(s), %d x %d steps\n",
-           threads, reps, steps);
+    printf("bench_train: motion predictor training steps on %s, %d thread(s), %d x %d steps\n",
+           cuda ? "CUDA (bf16 autocast vs torch AMP bf16)" : "the CPU", threads, reps, steps);
     printf("reference: %s\n", banner);
-    for (int i = 0; i < ncases; i++) ours[i] = run_ours(&CASES[i], reps, steps);
+    for (int i = 0; i < ncases; i++) ours[i] = run_ours(&CASES[i], reps, steps, cuda);
     printf("%-7s %-26s %12s %12s %12s %12s %7s %9s\n", "case", "layers/width/heads/D/L/B",
            "storyrun ms", "torch ms", "storyrun f/s", "torch f/s", "ratio", "min ratio");
     for (int i = 0; i < ncases; i++) {

@@ -10,6 +10,9 @@ tests/motion/make_golden.py (same modules, same parameter names). One training s
 backward, clip_grad_norm_(1.0), AdamW (weight decay on the 2-D tensors only). Data:
 torch.randn with a fixed seed; weights: the module's default initialisation (timing only).
 Timing: 2 warm-up steps, then `reps` timed runs of `steps` steps each; per-step times.
+--cuda: on the GPU with AMP: parameters and AdamW in f32, forward under
+torch.autocast("cuda", dtype=torch.bfloat16) (no GradScaler: bf16 needs none), the loss
+in f32, torch.cuda.synchronize() before each clock read. Without CUDA it prints NOTORCH.
 
 Cases (layers, width, heads, mlp_ratio, embed_dim D, frames L, batch B):
   small  2,   64,  4, 4,   16,  8, 8   (configs/train-demo.yaml)
@@ -83,7 +86,7 @@ def build(torch, nn):
             self.out_proj = nn.Linear(C, D)
 
         def forward(self, start, end, T):
-            a = torch.arange(T, dtype=start.dtype) / (T - 1)
+            a = torch.arange(T, dtype=start.dtype, device=start.device) / (T - 1)
             K = start[:, None, :] + a[None, :, None] * (end - start)[:, None, :]
             x = self.in_proj(K) + self.pos_emb[:T]
             for b in self.blocks:
@@ -99,6 +102,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--cases", default="small,base,paper")
+    ap.add_argument("--cuda", action="store_true")
     args = ap.parse_args()
     try:
         import torch
@@ -107,23 +111,31 @@ def main():
         print("NOTORCH cannot import torch: %s" % e, flush=True)
         return 0
     torch.set_num_threads(args.threads)
-    print("READY torch %s, %d threads" % (torch.__version__, torch.get_num_threads()), flush=True)
+    if args.cuda and not torch.cuda.is_available():
+        print("NOTORCH torch %s has no CUDA device" % torch.__version__, flush=True)
+        return 0
+    dev = "cuda" if args.cuda else "cpu"
+    sync = torch.cuda.synchronize if args.cuda else (lambda: None)
+    print("READY torch %s, %d threads%s" % (torch.__version__, torch.get_num_threads(),
+                                             ", CUDA AMP bf16" if args.cuda else ""), flush=True)
     MotionPredictor = build(torch, nn)
     for name in args.cases.split(","):
         layers, width, heads, ratio, D, L, B = CASES[name]
         torch.manual_seed(0)
-        model = MotionPredictor(layers, width, heads, ratio, D, L, 1e-5)
+        model = MotionPredictor(layers, width, heads, ratio, D, L, 1e-5).to(dev)
         decay = [p for p in model.parameters() if p.dim() >= 2]
         rest = [p for p in model.parameters() if p.dim() < 2]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                                  {"params": rest, "weight_decay": 0.0}], lr=1e-4)
-        clips = torch.randn(B, L, D)
-        w = torch.ones(L)
+        clips = torch.randn(B, L, D).to(dev)
+        w = torch.ones(L, device=dev)
         w[0] = w[-1] = 0.0
 
         def step():
             opt.zero_grad(set_to_none=False)
-            P = model(clips[:, 0], clips[:, -1], L)
+            with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=args.cuda):
+                P = model(clips[:, 0], clips[:, -1], L)
+            P = P.float()
             loss = ((P - clips) ** 2 * w[None, :, None]).sum() / (B * D * w.sum())
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -131,11 +143,13 @@ def main():
 
         for _ in range(2):
             step()
+        sync()
         times = []
         for _ in range(args.reps):
             t0 = time.perf_counter()
             for _ in range(args.steps):
                 step()
+            sync()
             times.append((time.perf_counter() - t0) * 1e3 / args.steps)
         print("RESULT %s %.4f %.4f" % (name, statistics.median(times), min(times)), flush=True)
     return 0

@@ -2,8 +2,8 @@
 // (motion_train.h): bf16 operands, f32 output and accumulation. Real GPU only.
 // Row-major out (M, N) = op(a) @ op(b) is the column-major out^T (N, M) = op(b)^T @
 // op(a)^T; a row-major (R, C) buffer is the column-major (C, R) one with ld C.
-#include "motion_train.h"
 #include "lib_cuda.cuh"
+#include "motion_train.h"
 
 extern "C" void cuda_smp_matmul_bf16(float *out, const uint16_t *a, const uint16_t *b, int M, int N,
                                      int K, int trans_a, int trans_b, float beta) {

@@ -3,7 +3,7 @@
 // LayerNorm forward (keeping mean/rstd) and backward, exact GELU forward and backward,
 // multi-head self-attention over a clip's frames forward and backward. f32, device
 // pointers, the default stream. Defined in motion.cu, which also builds for the
-// emulation runtime (tests/motion/test_motion_emu.c checks it against the CPU ops).
+// emulation runtime (tests/motion/test_motion_cuda.c checks it against the CPU ops).
 // Matrix products of the model go to cuBLAS; they are not here.
 #pragma once
 #include <stdint.h>

@@ -153,8 +153,7 @@ static void test_kernels(void) {
         story_cuda_memcpy(d_x, x, nc * 4, 0);
         cuda_smp_add_rows(d_x, d_v, N, C, period);
         for (size_t i = 0; i < nc; i++) ref[i] = x[i] + v[(i / C % period) * C + i % C];
-        expect(period == 1 ? "add_rows (bias)" : "add_rows (pos_emb, period T)", d_x, ref, nc,
-               0.0);
+        expect(period == 1 ? "add_rows (bias)" : "add_rows (pos_emb, period T)", d_x, ref, nc, 0.0);
         // column sums over rows in order, added to what is there (as smp_backward's loops)
         float *acc = malloc((size_t)period * C * 4);
         randn(acc, (size_t)period * C, 1.0f);
@@ -246,7 +245,8 @@ static void test_kernels(void) {
         story_cuda_memcpy(d_m, opt.m, n * 4, 0);
         story_cuda_memcpy(d_v, opt.v, n * 4, 0);
     }
-    void *dev[] = {d_clips, d_K, d_P, d_dP, d_rows, d_x, d_y, d_h, d_p, d_g, d_m, d_v, d_pbf, d_part};
+    void *dev[] = {d_clips, d_K, d_P, d_dP, d_rows, d_x,   d_y,
+                   d_h,     d_p, d_g, d_m,  d_v,    d_pbf, d_part};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) story_cuda_free(dev[i]);
     free(clips), free(rows), free(dout), free(x), free(y), free(ref), free(g);
     smp_adamw_free(&opt);
@@ -362,7 +362,8 @@ int main(int argc, char **argv) {
     }
     const char *why = NULL;
     if (!MOTION_TEST_EMU && story_cuda_device_count(&why) == 0) {
-        printf("motion cuda %s: skipped: no CUDA device (%s)\n", argv[1], why && *why ? why : "none");
+        printf("motion cuda %s: skipped: no CUDA device (%s)\n", argv[1],
+               why && *why ? why : "none");
         return 77;
     }
     cpu_set_threads(2);
