@@ -102,6 +102,13 @@ STORY_OPS(STORY_DECL_CUDA_)
 // Number of threads the CPU kernels use (OpenMP); set once at start-up.
 void cpu_set_threads(int n);
 int cpu_threads(void);
+// Row-major host f32 GEMM, C (M, N) = alpha * op(A) op(B) + beta * C, as cblas_sgemm but
+// split over the CPU kernels' OpenMP threads with single-threaded BLAS per part (one thread
+// pool on the cores: calling a threaded BLAS between OpenMP regions makes the two pools
+// fight). For host code outside the ops (the motion predictor's training). Not from inside
+// a parallel region.
+void cpu_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
 
 // 1 when this build has the CUDA back end and a device is usable.
 int cuda_available(void);

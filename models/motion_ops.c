@@ -5,8 +5,8 @@
 // the same for any thread count.
 #include "motion_ops.h"
 #include "motion_internal.h"
+#include "kernels/ops.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -44,8 +44,7 @@ void smp_linear_forward(float *out, const float *x, const float *w, const float 
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
     }
     // out (N, OC) = x (N, IC) @ w^T (IC, OC) + out
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, x, IC, w, IC,
-                b ? 1.0f : 0.0f, out, OC);
+    cpu_sgemm(0, 1, N, OC, IC, 1.0f, x, IC, w, IC, b ? 1.0f : 0.0f, out, OC);
 }
 
 void smp_linear_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
@@ -53,11 +52,9 @@ void smp_linear_backward(float *dx, float *dw, float *db, const float *dout, con
     if (N <= 0) return;
     // dx (N, IC) = dout (N, OC) @ w (OC, IC)
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC,
-                    0.0f, dx, IC);
+        cpu_sgemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 0.0f, dx, IC);
     // dw (OC, IC) += dout^T (OC, N) @ x (N, IC)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, x, IC, 1.0f, dw,
-                IC);
+    cpu_sgemm(1, 0, OC, IC, N, 1.0f, dout, OC, x, IC, 1.0f, dw, IC);
     if (db) column_sums(db, NULL, dout, NULL, N, OC);
 }
 
