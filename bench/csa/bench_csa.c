@@ -311,14 +311,32 @@ static void run_case(Row *row, const CsaShape *sh, int n, Device dev, Torch *t, 
     story_free(&s);
 }
 
-// ---- RESERVED: frames phase, 2 ranks vs 1 -------------------------------------------------------
+// ---- frames phase, 2 ranks vs 1 -----------------------------------------------------------
 // The render job's frames phase (every non-id frame rendered on its own against the banks,
-// no communication) timed on 1 and on 2 MPI ranks goes here as one more ratio row, once
-// that job exists; until then the table says so.
+// no communication) timed on 1 and on 2 MPI ranks by bench/csa/frames_phase.sh, which
+// renders a small story on builtin:tiny-sdxl with `storyrun render` under mpirun and reads
+// the phase's wall time from rank 0's log (median of 3 each).
 static void print_frames_phase(void) {
-    printf("\n%-34s %12s %12s %8s\n", "frames phase, 2 ranks vs 1", "2 ranks", "1 rank", "ratio");
-    printf("%-34s %12s %12s %8s   (reserved: measured once the render job exists)\n",
-           "frames phase, wall time (ms)", "-", "-", "-");
+    printf("\n%-34s %12s %12s %8s\n", "frames phase, 2 ranks vs 1", "1 rank", "2 ranks", "speedup");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "bash '%s' '%s' 12 2>/dev/null", STORY_FRAMES_PHASE_SCRIPT,
+             STORY_STORYRUN_BIN);
+    FILE *f = popen(cmd, "r");
+    char line[512] = "";
+    double one = 0, two = 0, sp = 0;
+    int got = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "frames phase (%*d frames, 1 thread per rank): 1 rank %lf s, 2 ranks %lf s, speedup %lfx",
+                   &one, &two, &sp) == 3)
+            got = 1;
+    if (f) pclose(f);
+    if (got)
+        printf("%-34s %12.0f %12.0f %7.2fx\n", "frames phase, wall time (ms)", 1000 * one,
+               1000 * two, sp);
+    else
+        printf("%-34s %12s %12s %8s   (bench/csa/frames_phase.sh did not run: needs mpirun and "
+               "the storyrun binary)\n",
+               "frames phase, wall time (ms)", "-", "-", "-");
 }
 
 static void usage(const char *argv0) {
