@@ -139,8 +139,8 @@ int render_finish_outputs(Render *r, char *err, size_t errlen) {
             panels[n_panels].name = rels[f];
             n_panels++;
         }
-        if (comic_pages(panels, n_panels, c->comic_layout, c->font, c->font_size, &pages,
-                        &n_pages, err, errlen))
+        if (comic_pages_width(panels, n_panels, c->comic_layout, c->font, c->font_size,
+                              c->page_width, &pages, &n_pages, err, errlen))
             goto done;
         char dir[4096];
         snprintf(dir, sizeof dir, "%s/pages", c->output);
