@@ -416,6 +416,26 @@ def same_state(got, want, what):
         assert torch.equal(got[k].float(), want[k].float()), (what, k)
 
 
+def pack(path):
+    """git keeps `path` as path.tar.gz (reproducible: sorted, owner 0, mtime 0, gzip -n): the
+    raw SDXL single file is 6 MB, mostly zero mantissa bits, 1.2 MB packed. tests/CMakeLists.txt
+    unpacks it into the build folder; the raw file stays here (git ignores it) for the other
+    golden scripts."""
+    import gzip, io, tarfile
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tar.gettarinfo(path, arcname=os.path.basename(path))
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        info.mtime = 0
+        info.mode = 0o644
+        with open(path, "rb") as f:
+            tar.addfile(info, f)
+    with open(path + ".tar.gz", "wb") as out:
+        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9, mtime=0, filename="") as gz:
+            gz.write(raw.getvalue())
+
+
 def verify_single(file, folder, pipe_cls, comps, styles, vocab_dir):
     """diffusers' own single-file conversion of `file` gives the original tensors. The
     config folder needs plain vocab files for the tokenizers: a temporary copy has them."""
@@ -521,6 +541,7 @@ def main():
     verify_single(single, folder, StableDiffusionXLPipeline, c, styles, vocab_dir)
     nxl = write_manifest(os.path.join(OUT, "tiny_sdxl.manifest.txt"), c)
     shutil.rmtree(vocab_dir)
+    pack(single)
 
     for name in ("tiny_sd15", "tiny_sd15.safetensors", "tiny_sdxl", "tiny_sdxl.safetensors"):
         p = os.path.join(OUT, name)

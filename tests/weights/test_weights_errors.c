@@ -180,7 +180,7 @@ static void test_folders(void) {
     // a component folder instead of the pipeline folder
     open_fails("component folder", at(models, "tiny_sd15/unet"), "single diffusers component",
                "model_index.json");
-    open_fails("not a model", at(models, "../tokenizer"), "not a diffusers folder", NULL);
+    open_fails("not a model", at(models, "tiny_sdxl/tokenizer"), "not a diffusers folder", NULL);
     open_fails("no such path", at(work, "nowhere"), "nowhere", "No such file");
     // a component with only a PyTorch pickle
     const char *te[] = {"model_index.json", "unet", "vae", "tokenizer", "scheduler", NULL};
