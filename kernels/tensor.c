@@ -102,3 +102,11 @@ float bf16_to_f32(uint16_t h) {
     return f;
 }
 
+
+Tensor tensor_rows(const Tensor *t, int64_t r0, int64_t n) {
+    Tensor v = *t;
+    const size_t row = t->shape[0] ? tensor_nbytes(t) / (size_t)t->shape[0] : 0;
+    v.data = (char *)t->data + (size_t)r0 * row;
+    v.shape[0] = n;
+    return v;
+}

@@ -35,6 +35,16 @@ Tensor tensor_reshape(const Tensor *t, int ndim, const int64_t *shape);
 const char *tensor_desc(const Tensor *t, char *buf, size_t n);
 
 // f16/bf16 <-> f32 conversion on the host (round to nearest even).
+// Between dtypes and devices (kernels/arena.c; device copies go through a host buffer):
+// host f32 copy of t (any dtype, host or device) into dst (numel floats);
+void tensor_to_host_f32(const Tensor *t, float *dst);
+// t (any dtype and device) = src (numel host floats; may be t's own data when t is host f32);
+void tensor_from_host_f32(Tensor *t, const float *src);
+// dst = src where the element counts match; dtypes and devices may differ.
+void tensor_copy_convert(Tensor *dst, const Tensor *src);
+// Rows [r0, r0 + n) of t along dim 0, as a view.
+Tensor tensor_rows(const Tensor *t, int64_t r0, int64_t n);
+
 uint16_t f32_to_f16(float f);
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_bf16(float f);

@@ -16,67 +16,6 @@ static size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
 
 // ---- tensors across dtypes and devices ---------------------------------------------------------
 
-static void to_host(const Tensor *t, float *dst) {
-    const int64_t n = tensor_numel(t);
-    const size_t bytes = tensor_nbytes(t);
-    const void *src = t->data;
-    void *stage = NULL;
-    if (t->dev != DEV_CPU) {
-        stage = mallocCheck(bytes);
-        story_cuda_memcpy(stage, t->data, bytes, 1);
-        src = stage;
-    }
-    if (t->dtype == DT_F32)
-        memcpy(dst, src, (size_t)n * sizeof(float));
-    else
-        for (int64_t i = 0; i < n; i++) {
-            const uint16_t h = ((const uint16_t *)src)[i];
-            dst[i] = t->dtype == DT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
-        }
-    free(stage);
-}
-
-static void from_host(Tensor *t, const float *src) {
-    const int64_t n = tensor_numel(t);
-    const size_t bytes = tensor_nbytes(t);
-    void *stage = t->dev == DEV_CPU ? t->data : mallocCheck(bytes);
-    if (t->dtype == DT_F32)
-        memcpy(stage, src, bytes);
-    else
-        for (int64_t i = 0; i < n; i++)
-            ((uint16_t *)stage)[i] = t->dtype == DT_F16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
-    if (t->dev != DEV_CPU) {
-        story_cuda_memcpy(t->data, stage, bytes, 0);
-        free(stage);
-    }
-}
-
-// dst = src (same numel; dtype and device may differ).
-static void copy_convert(Tensor *dst, const Tensor *src) {
-    STORY_CHECK(tensor_numel(dst) == tensor_numel(src), "copy of %lld into %lld values",
-                (long long)tensor_numel(src), (long long)tensor_numel(dst));
-    if (dst->dtype == src->dtype && dst->dev == src->dev) {
-        if (dst->data == src->data) return;
-        if (dst->dev == DEV_CPU)
-            memcpy(dst->data, src->data, tensor_nbytes(dst));
-        else
-            story_cuda_memcpy(dst->data, src->data, tensor_nbytes(dst), 2);
-        return;
-    }
-    float *tmp = mallocCheck((size_t)tensor_numel(src) * sizeof(float));
-    to_host(src, tmp);
-    from_host(dst, tmp);
-    free(tmp);
-}
-
-static Tensor rows_of(const Tensor *t, int64_t r0, int64_t n) {
-    Tensor v = *t;
-    const size_t row = tensor_nbytes(t) / (size_t)t->shape[0];
-    v.data = (char *)t->data + (size_t)r0 * row;
-    v.shape[0] = n;
-    return v;
-}
-
 static Tensor host_tensor(int ndim, const int64_t *shape) {
     Tensor t = tensor_view(NULL, DT_F32, DEV_CPU, ndim, shape);
     t.data = calloc(1, tensor_nbytes(&t));
@@ -112,8 +51,8 @@ static void anchor(Tensor *lat, int F, const float *z, const float *noise, int64
     for (int e = 0; e < 2; e++) {
         for (int64_t k = 0; k < n; k++)
             v[k] = (float)(a * (double)z[e * n + k] + b * (double)noise[e * n + k]);
-        Tensor row = rows_of(lat, e ? F - 1 : 0, 1);
-        from_host(&row, v);
+        Tensor row = tensor_rows(lat, e ? F - 1 : 0, 1);
+        tensor_from_host_f32(&row, v);
     }
     free(v);
 }
@@ -197,7 +136,7 @@ int animate_transition(const AnimateModel *m, const AnimateRequest *q, AnimateOu
     for (int e = 0; e < 2; e++) {
         Tensor x = tensor_view((void *)(e ? q->end_image : q->start_image), DT_F32, DEV_CPU, 4,
                                SHAPE(1, vae->cfg.in_channels, H, W));
-        Tensor mean = rows_of(&out->z_ends, e, 1);
+        Tensor mean = tensor_rows(&out->z_ends, e, 1);
         if (vae_encode_image(vae, &x, &mean, NULL, NULL, &ws, err, errlen)) goto done;
         vae_latents_scale(vae, &mean);
     }
@@ -216,8 +155,8 @@ int animate_transition(const AnimateModel *m, const AnimateRequest *q, AnimateOu
     Tensor ctx = arena_tensor(&io, co.context.dtype, 3,
                               SHAPE(rows, co.context.shape[1], co.context.shape[2]));
     for (int r = 0; r < rows; r++) {
-        Tensor d = rows_of(&ctx, r, 1), sr = rows_of(&co.context, r / F, 1);
-        copy_convert(&d, &sr);
+        Tensor d = tensor_rows(&ctx, r, 1), sr = tensor_rows(&co.context, r / F, 1);
+        tensor_copy_convert(&d, &sr);
     }
 
     // 3. image tokens: uncond rows from a zero embedding, cond row F + i from P_i
@@ -228,7 +167,7 @@ int animate_transition(const AnimateModel *m, const AnimateRequest *q, AnimateOu
         emb = calloc((size_t)rows * (size_t)D, sizeof *emb);
         if (!emb) STORY_FATAL("out of host memory");
         memcpy(emb + (size_t)(rows - F) * D, q->embeds, (size_t)F * D * sizeof *emb);
-        from_host(&e, emb);
+        tensor_from_host_f32(&e, emb);
         tokens = arena_tensor(&io, m->ip->dtype, 3, SHAPE(rows, T, m->ip->cross_dim));
         ip_adapter_project(m->ip, &tokens, &e);
     }
@@ -252,7 +191,7 @@ int animate_transition(const AnimateModel *m, const AnimateRequest *q, AnimateOu
     memcpy(nend, noise0, (size_t)n1 * sizeof *nend);
     memcpy(nend + n1, noise0 + (int64_t)(F - 1) * n1, (size_t)n1 * sizeof *nend);
     Tensor lat = ARENA_TENSOR(&io, DT_F32, F, C, h, w);
-    from_host(&lat, noise0);
+    tensor_from_host_f32(&lat, noise0);
     sched_scale_noise(&s, &lat, &lat);
     Tensor x32 = ARENA_TENSOR(&io, DT_F32, rows, C, h, w);
     Tensor eps32 = ARENA_TENSOR(&io, DT_F32, rows, C, h, w);
@@ -268,11 +207,11 @@ int animate_transition(const AnimateModel *m, const AnimateRequest *q, AnimateOu
         animate_add_noise_coefs(&s, i, &a, &b);
         anchor(&lat, F, zh, nend, n1, a, b);
         for (int r = 0; r < rows; r += F) {
-            Tensor half = rows_of(&x32, r, F);
-            copy_convert(&half, &lat);
+            Tensor half = tensor_rows(&x32, r, F);
+            tensor_copy_convert(&half, &lat);
         }
         sched_scale_model_input(&s, i, &x32, &x32);
-        if (x_in.data != x32.data) copy_convert(&x_in, &x32);
+        if (x_in.data != x32.data) tensor_copy_convert(&x_in, &x32);
         for (int r = 0; r < rows; r++) tsteps[r] = s.timesteps[i];
         UnetInputs in = {.sample = &x_in,
                          .timesteps = tsteps,
@@ -282,10 +221,10 @@ int animate_transition(const AnimateModel *m, const AnimateRequest *q, AnimateOu
         const int u = m->video ? unet_video_forward(m->video, &in, F, &pred, &ws, err, errlen)
                                : unet_forward(m->unet, &in, &pred, &ws, err, errlen);
         if (u) goto done_nend;
-        if (pred.data != eps32.data) copy_convert(&eps32, &pred);
+        if (pred.data != eps32.data) tensor_copy_convert(&eps32, &pred);
         Tensor eps = eps32;
         if (cfg) {
-            Tensor un = rows_of(&eps32, 0, F), cond_rows = rows_of(&eps32, F, F);
+            Tensor un = tensor_rows(&eps32, 0, F), cond_rows = tensor_rows(&eps32, F, F);
             sched_cfg(&un, &un, &cond_rows, q->guidance, 0.0f);
             eps = un;
         }
@@ -301,15 +240,15 @@ int animate_transition(const AnimateModel *m, const AnimateRequest *q, AnimateOu
 
     // 6. decode every frame on its own
     out->latents = host_tensor(4, SHAPE(F, C, h, w));
-    to_host(&lat, out->latents.data);
+    tensor_to_host_f32(&lat, out->latents.data);
     out->frames = host_tensor(4, SHAPE(F, vae->cfg.out_channels, H, W));
     for (int fr = 0; fr < F; fr++) {
         const size_t mark = arena_mark(&io);
-        Tensor lb = rows_of(&lat, fr, 1);
+        Tensor lb = tensor_rows(&lat, fr, 1);
         Tensor z = arena_tensor(&io, vae->dtype, 4, SHAPE(1, C, h, w));
-        copy_convert(&z, &lb);
+        tensor_copy_convert(&z, &lb);
         vae_latents_unscale(vae, &z);
-        Tensor img = rows_of(&out->frames, fr, 1);
+        Tensor img = tensor_rows(&out->frames, fr, 1);
         const int vrc = vae_decode_image(vae, &z, &img, NULL, &ws, err, errlen);
         arena_release(&io, mark);
         if (vrc) goto done_nend;

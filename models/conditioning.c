@@ -111,15 +111,6 @@ size_t cond_scratch_bytes(const Conditioner *c, int B) {
 
 // ---- helpers --------------------------------------------------------------------------------
 
-// Rows [r0, r0 + n) of a (rows, ...) tensor as a tensor of its own.
-static Tensor rows_of(const Tensor *t, int64_t r0, int64_t n) {
-    int64_t per = tensor_numel(t) / t->shape[0];
-    Tensor v = *t;
-    v.shape[0] = n;
-    v.data = (char *)t->data + (size_t)(r0 * per) * dtype_size(t->dtype);
-    return v;
-}
-
 static int zero_tensor(Tensor *t, char *err, size_t errlen) {
     size_t n = tensor_nbytes(t);
     if (t->dev == DEV_CPU) {
@@ -250,11 +241,11 @@ int cond_encode(Conditioner *c, const CondRequest *req, Arena *out_arena, Arena 
     out->context = ARENA_TENSOR(out_arena, m0->dtype, out->rows, L, context_dim(c));
     if (c->n_enc == 2) out->pooled = ARENA_TENSOR(out_arena, m0->dtype, out->rows, pooled_dim(c));
     // rows: [negative (B); positive (B)] with guidance, else [positive (B)]
-    Tensor pos = rows_of(&out->context, cfg ? B : 0, B), neg = rows_of(&out->context, 0, B);
+    Tensor pos = tensor_rows(&out->context, cfg ? B : 0, B), neg = tensor_rows(&out->context, 0, B);
     Tensor pos_pooled = {0}, neg_pooled = {0};
     if (c->n_enc == 2) {
-        pos_pooled = rows_of(&out->pooled, cfg ? B : 0, B);
-        neg_pooled = rows_of(&out->pooled, 0, B);
+        pos_pooled = tensor_rows(&out->pooled, cfg ? B : 0, B);
+        neg_pooled = tensor_rows(&out->pooled, 0, B);
     }
     int *ids = malloc((size_t)B * L * sizeof *ids);
     const char **empty = calloc((size_t)B, sizeof *empty);  // B x "" for a missing negative

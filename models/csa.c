@@ -127,14 +127,6 @@ void csa_copy_bytes(void *dst, const void *src, size_t bytes, Device dev) {
         story_cuda_memcpy(dst, src, bytes, 2);
 }
 
-Tensor csa_rows(const Tensor *t, int64_t r0, int64_t n) {
-    Tensor v = *t;
-    size_t row = tensor_nbytes(t) / (size_t)t->shape[0];
-    v.data = (char *)t->data + (size_t)r0 * row;
-    v.shape[0] = n;
-    return v;
-}
-
 Tensor csa_tokens(const Tensor *t, int64_t row, int64_t t0, int64_t n) {
     const int64_t L = t->shape[1], C = t->shape[2];
     Tensor v = tensor_view((char *)t->data + ((size_t)row * L + t0) * C * dtype_size(t->dtype),
@@ -240,8 +232,8 @@ void csa_id_pass_attn(void *ctx, const UnetAttnSite *site, Tensor *out, const Te
             int32_t *idx = e->index + (size_t)(ip->first + i) * K;
             csa_sample(p, CSA_KIND_FRAME, ip->frames[i], s, site->height, 0, (int)L, K, idx);
             for (int h = 0; h < halves; h++) {
-                Tensor dst = csa_rows(&send, ((int64_t)i * halves + h) * K, K);
-                Tensor src = csa_rows(x, (int64_t)h * nl + i, 1);
+                Tensor dst = tensor_rows(&send, ((int64_t)i * halves + h) * K, K);
+                Tensor src = tensor_rows(x, (int64_t)h * nl + i, 1);
                 op_gather_rows(&dst, &src, idx);
             }
         }
@@ -262,7 +254,7 @@ void csa_id_pass_attn(void *ctx, const UnetAttnSite *site, Tensor *out, const Te
         const int gi = ip->first + i;
         for (int h = 0; h < halves; h++) {
             const int64_t row = (int64_t)h * nl + i;
-            Tensor xr = csa_rows(x, row, 1), orow = csa_rows(out, row, 1);
+            Tensor xr = tensor_rows(x, row, 1), orow = tensor_rows(out, row, 1);
             Tensor before, after;
             const Tensor *kv[3] = {&xr};
             int nkv = 1;

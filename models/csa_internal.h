@@ -8,7 +8,5 @@
 double csa_now(void);  // monotonic seconds
 // Byte copy within one device (host memcpy or device-to-device).
 void csa_copy_bytes(void *dst, const void *src, size_t bytes, Device dev);
-// Rows [r0, r0 + n) of t along dim 0, as a view.
-Tensor csa_rows(const Tensor *t, int64_t r0, int64_t n);
 // Tokens [t0, t0 + n) of row `row` of a (B, L, C) tensor, as a (1, n, C) view.
 Tensor csa_tokens(const Tensor *t, int64_t row, int64_t t0, int64_t n);

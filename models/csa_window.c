@@ -84,7 +84,7 @@ void csa_window_attn(void *ctx, const UnetAttnSite *site, Tensor *out, const Ten
                 (long long)x->shape[0], halves);
     // record this step's tokens of f (read by its partners at step s + 1)
     for (int h = 0; h < halves; h++) {
-        Tensor xr = csa_rows(x, h, 1);
+        Tensor xr = tensor_rows(x, h, 1);
         void *dst = stored(w, w->cur, f, l, h);
         if (x->dev == DEV_CPU)
             memcpy(dst, xr.data, (size_t)L * tok);

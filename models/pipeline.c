@@ -166,70 +166,6 @@ int pipeline_check(const Pipeline *p, const PipelineRequest *req, char *err, siz
 
 // ---- tensors across dtypes and devices ------------------------------------------------------
 
-// Host f32 copy of t (any dtype and device) into dst (numel floats).
-static void to_host_f32(const Tensor *t, float *dst) {
-    int64_t n = tensor_numel(t);
-    size_t bytes = tensor_nbytes(t);
-    const void *src = t->data;
-    void *stage = NULL;
-    if (t->dev != DEV_CPU) {
-        stage = mallocCheck(bytes);
-        story_cuda_memcpy(stage, t->data, bytes, 1);
-        src = stage;
-    }
-    if (t->dtype == DT_F32)
-        memcpy(dst, src, (size_t)n * sizeof(float));
-    else
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h = ((const uint16_t *)src)[i];
-            dst[i] = t->dtype == DT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
-        }
-    free(stage);
-}
-
-// t (any dtype and device) = src (host f32, numel floats).
-static void from_host_f32(Tensor *t, const float *src) {
-    int64_t n = tensor_numel(t);
-    size_t bytes = tensor_nbytes(t);
-    void *stage = t->dev == DEV_CPU ? t->data : mallocCheck(bytes);
-    if (t->dtype == DT_F32)
-        memcpy(stage, src, bytes);
-    else
-        for (int64_t i = 0; i < n; i++)
-            ((uint16_t *)stage)[i] = t->dtype == DT_F16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
-    if (t->dev != DEV_CPU) {
-        story_cuda_memcpy(t->data, stage, bytes, 0);
-        free(stage);
-    }
-}
-
-// dst = src where shapes match in numel; dtypes and devices may differ.
-static void copy_convert(Tensor *dst, const Tensor *src) {
-    STORY_CHECK(tensor_numel(dst) == tensor_numel(src), "copy of %lld into %lld elements",
-                (long long)tensor_numel(src), (long long)tensor_numel(dst));
-    if (dst->dtype == src->dtype && dst->dev == src->dev) {
-        if (dst->data == src->data) return;
-        if (dst->dev == DEV_CPU)
-            memcpy(dst->data, src->data, tensor_nbytes(dst));
-        else
-            story_cuda_memcpy(dst->data, src->data, tensor_nbytes(dst), 2);
-        return;
-    }
-    float *tmp = mallocCheck((size_t)tensor_numel(src) * sizeof(float));
-    to_host_f32(src, tmp);
-    from_host_f32(dst, tmp);
-    free(tmp);
-}
-
-// Rows [r0, r0 + n) of t along dim 0, as a view.
-static Tensor rows_of(const Tensor *t, int64_t r0, int64_t n) {
-    Tensor v = *t;
-    size_t row = tensor_nbytes(t) / (size_t)t->shape[0];
-    v.data = (char *)t->data + (size_t)r0 * row;
-    v.shape[0] = n;
-    return v;
-}
-
 static Tensor host_tensor(int ndim, const int64_t *shape) {
     Tensor t = tensor_view(NULL, DT_F32, DEV_CPU, ndim, shape);
     t.data = mallocCheck(tensor_nbytes(&t));
@@ -291,11 +227,11 @@ static int unet_per_image(Pipeline *p, const UnetInputs *all, Tensor *pred, int 
         float tids[12], ts[2];
         for (int h = 0; h < halves; h++) {
             const int r = h * B + b;
-            Tensor d = rows_of(&xb, h, 1), sx = rows_of(x, r, 1);
-            copy_convert(&d, &sx);
-            d = rows_of(&cb, h, 1), sx = rows_of(ctx, r, 1);
-            copy_convert(&d, &sx);
-            if (pool) d = rows_of(&pb, h, 1), sx = rows_of(pool, r, 1), copy_convert(&d, &sx);
+            Tensor d = tensor_rows(&xb, h, 1), sx = tensor_rows(x, r, 1);
+            tensor_copy_convert(&d, &sx);
+            d = tensor_rows(&cb, h, 1), sx = tensor_rows(ctx, r, 1);
+            tensor_copy_convert(&d, &sx);
+            if (pool) d = tensor_rows(&pb, h, 1), sx = tensor_rows(pool, r, 1), tensor_copy_convert(&d, &sx);
             if (all->time_ids) memcpy(tids + 6 * h, all->time_ids + 6 * r, 6 * sizeof(float));
             ts[h] = all->timesteps[r];
         }
@@ -306,8 +242,8 @@ static int unet_per_image(Pipeline *p, const UnetInputs *all, Tensor *pred, int 
         // the scratch above stays below the UNet's own allocations
         if (unet_forward(&p->unet, &in, &ob, ws, err, errlen)) return -1;
         for (int h = 0; h < halves; h++) {
-            Tensor d = rows_of(pred, h * B + b, 1), so = rows_of(&ob, h, 1);
-            copy_convert(&d, &so);
+            Tensor d = tensor_rows(pred, h * B + b, 1), so = tensor_rows(&ob, h, 1);
+            tensor_copy_convert(&d, &so);
         }
         arena_release(ws, mark);
     }
@@ -406,11 +342,11 @@ int pipeline_generate(Pipeline *p, const PipelineRequest *req, const PipelineBat
                 if (crc) break;
             }
             for (int h = 0; h < halves; h++) {
-                Tensor d = rows_of(&co.context, (int64_t)h * B + b, 1), s1 = rows_of(&one.context, h, 1);
-                copy_convert(&d, &s1);
+                Tensor d = tensor_rows(&co.context, (int64_t)h * B + b, 1), s1 = tensor_rows(&one.context, h, 1);
+                tensor_copy_convert(&d, &s1);
                 if (one.pooled.data) {
-                    d = rows_of(&co.pooled, (int64_t)h * B + b, 1), s1 = rows_of(&one.pooled, h, 1);
-                    copy_convert(&d, &s1);
+                    d = tensor_rows(&co.pooled, (int64_t)h * B + b, 1), s1 = tensor_rows(&one.pooled, h, 1);
+                    tensor_copy_convert(&d, &s1);
                 }
             }
             if (b > 0) arena_release(&io, mark);
@@ -441,7 +377,7 @@ int pipeline_generate(Pipeline *p, const PipelineRequest *req, const PipelineBat
     const int64_t lshape[4] = {1, C, h, w};
     for (int b = 0; b < B; b++) {
         rng_torch_seed(&gen[b], bt->seeds[b]);
-        Tensor lb = rows_of(&lat, b, 1);
+        Tensor lb = tensor_rows(&lat, b, 1);
         if (rng_torch_randn_tensor(&gen[b], &lb)) {
             snprintf(err, errlen, "out of host memory drawing the initial noise");
             goto done_ids;
@@ -449,9 +385,9 @@ int pipeline_generate(Pipeline *p, const PipelineRequest *req, const PipelineBat
     }
     sched_scale_noise(&s, &lat, &lat);
     for (int b = 0; b < B; b++) {
-        Tensor lb = rows_of(&lat, b, 1);
+        Tensor lb = tensor_rows(&lat, b, 1);
         outs[b].init_latents = host_tensor(4, lshape);
-        to_host_f32(&lb, outs[b].init_latents.data);
+        tensor_to_host_f32(&lb, outs[b].init_latents.data);
     }
 
     // 4. the denoising loop
@@ -459,11 +395,11 @@ int pipeline_generate(Pipeline *p, const PipelineRequest *req, const PipelineBat
     for (int i = 0; i < s.num_steps; i++) {
         double t0 = now_s();
         for (int r = 0; r < rows; r += B) {  // cat([latents] * 2)
-            Tensor half = rows_of(&x32, r, B);
-            copy_convert(&half, &lat);
+            Tensor half = tensor_rows(&x32, r, B);
+            tensor_copy_convert(&half, &lat);
         }
         sched_scale_model_input(&s, i, &x32, &x32);
-        if (x_in.data != x32.data) copy_convert(&x_in, &x32);
+        if (x_in.data != x32.data) tensor_copy_convert(&x_in, &x32);
         for (int r = 0; r < rows; r++) tsteps[r] = s.timesteps[i];
         if (bt->before_step) bt->before_step(bt->self_attn_ctx, i);
         UnetInputs in = {.sample = &x_in,
@@ -481,16 +417,16 @@ int pipeline_generate(Pipeline *p, const PipelineRequest *req, const PipelineBat
             goto done_steps;
         }
         if (bt->after_step) bt->after_step(bt->self_attn_ctx, i);
-        if (pred.data != eps32.data) copy_convert(&eps32, &pred);
+        if (pred.data != eps32.data) tensor_copy_convert(&eps32, &pred);
         Tensor eps = eps32;
         if (cfg) {  // uncond rows first, then cond (the context's order)
-            Tensor un = rows_of(&eps32, 0, B), co_rows = rows_of(&eps32, B, B);
+            Tensor un = tensor_rows(&eps32, 0, B), co_rows = tensor_rows(&eps32, B, B);
             sched_cfg(&un, &un, &co_rows, req->guidance, req->guidance_rescale);
             eps = un;
         }
         if (sched_needs_noise(&s))
             for (int b = 0; b < B; b++) {
-                Tensor nb = rows_of(&noise, b, 1);
+                Tensor nb = tensor_rows(&noise, b, 1);
                 if (rng_torch_randn_tensor(&gen[b], &nb)) {
                     snprintf(err, errlen, "out of host memory drawing step %d's noise", i + 1);
                     goto done_steps;
@@ -503,7 +439,7 @@ int pipeline_generate(Pipeline *p, const PipelineRequest *req, const PipelineBat
                 req->on_latents(req->ctx, i, &lat);
             } else {
                 Tensor hl = host_tensor(4, (const int64_t[]){B, C, h, w});
-                to_host_f32(&lat, hl.data);
+                tensor_to_host_f32(&lat, hl.data);
                 req->on_latents(req->ctx, i, &hl);
                 free(hl.data);
             }
@@ -514,12 +450,12 @@ int pipeline_generate(Pipeline *p, const PipelineRequest *req, const PipelineBat
     // 5. decode each image: latents / scaling_factor (or the VAE's latents_mean/std), then
     // the VAE
     for (int b = 0; b < B; b++) {
-        Tensor lb = rows_of(&lat, b, 1);
+        Tensor lb = tensor_rows(&lat, b, 1);
         outs[b].latents = host_tensor(4, lshape);
-        to_host_f32(&lb, outs[b].latents.data);
+        tensor_to_host_f32(&lb, outs[b].latents.data);
         const size_t mark = arena_mark(&io);
         Tensor z = arena_tensor(&io, p->vae_dt, 4, lshape);
-        copy_convert(&z, &lb);
+        tensor_copy_convert(&z, &lb);
         vae_latents_unscale(&p->vae, &z);
         outs[b].image =
             host_tensor(4, (const int64_t[]){1, p->vae.cfg.out_channels, req->height, req->width});

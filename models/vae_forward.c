@@ -429,9 +429,9 @@ int vae_encode(const Vae *m, const Tensor *x, Tensor *mean, Tensor *logvar, Aren
         const int64_t n = tensor_numel(logvar);
         float *v = malloc((size_t)n * sizeof *v);
         if (!v) STORY_FATAL("out of memory");
-        vae_to_host_f32(v, logvar);
+        tensor_to_host_f32(logvar, v);
         for (int64_t i = 0; i < n; i++) v[i] = v[i] < -30.0f ? -30.0f : v[i] > 20.0f ? 20.0f : v[i];
-        vae_from_host_f32(logvar, v);
+        tensor_from_host_f32(logvar, v);
         free(v);
     }
     arena_release(ws, mark);

@@ -7,9 +7,6 @@
 #pragma once
 #include "models/vae.h"
 
-// f32 host copies of any tensor (any device, any dtype) and back; n = numel.
-void vae_to_host_f32(float *dst, const Tensor *src);
-void vae_from_host_f32(Tensor *dst, const float *src);
 
 // The raw encoder output (AutoencoderKL._encode without tiling): moments (B, 2*latent,
 // H', W') on the model's device, from x (B, in_channels, H, W) there.

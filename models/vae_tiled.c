@@ -28,52 +28,10 @@
 
 // ---- host <-> device --------------------------------------------------------------------
 
-void vae_to_host_f32(float *dst, const Tensor *src) {
-    const int64_t n = tensor_numel(src);
-    const size_t nb = tensor_nbytes(src);
-    if (src->dtype == DT_F32) {
-        if (src->dev == DEV_CPU)
-            memcpy(dst, src->data, nb);
-        else
-            story_cuda_memcpy(dst, src->data, nb, 1);
-        return;
-    }
-    uint16_t *h = malloc(nb ? nb : 1);
-    if (!h) STORY_FATAL("out of memory (%zu bytes)", nb);
-    if (src->dev == DEV_CPU)
-        memcpy(h, src->data, nb);
-    else
-        story_cuda_memcpy(h, src->data, nb, 1);
-    for (int64_t i = 0; i < n; i++)
-        dst[i] = src->dtype == DT_F16 ? f16_to_f32(h[i]) : bf16_to_f32(h[i]);
-    free(h);
-}
-
-void vae_from_host_f32(Tensor *dst, const float *src) {
-    const int64_t n = tensor_numel(dst);
-    const size_t nb = tensor_nbytes(dst);
-    if (dst->dtype == DT_F32) {
-        if (dst->dev == DEV_CPU)
-            memmove(dst->data, src, nb);
-        else
-            story_cuda_memcpy(dst->data, src, nb, 0);
-        return;
-    }
-    uint16_t *h = malloc(nb ? nb : 1);
-    if (!h) STORY_FATAL("out of memory (%zu bytes)", nb);
-    for (int64_t i = 0; i < n; i++)
-        h[i] = dst->dtype == DT_F16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
-    if (dst->dev == DEV_CPU)
-        memcpy(dst->data, h, nb);
-    else
-        story_cuda_memcpy(dst->data, h, nb, 0);
-    free(h);
-}
-
 static float *host_f32(const Tensor *t) {
     float *v = malloc((size_t)tensor_numel(t) * sizeof *v + 1);
     if (!v) STORY_FATAL("out of memory");
-    vae_to_host_f32(v, t);
+    tensor_to_host_f32(t, v);
     return v;
 }
 
@@ -88,7 +46,7 @@ void vae_sample(Tensor *out, const Tensor *mean, const Tensor *logvar, const Ten
         float v = lv[i] < -30.0f ? -30.0f : lv[i] > 20.0f ? 20.0f : lv[i];
         z[i] = m[i] + expf(0.5f * v) * z[i];
     }
-    vae_from_host_f32(out, z);
+    tensor_from_host_f32(out, z);
     free(m);
     free(lv);
     free(z);
@@ -221,7 +179,7 @@ static int run_tile(const TilePass *tp, const float *src, int H, int W, int y0, 
         for (int y = 0; y < h; y++)
             memcpy(buf + ((size_t)c * h + y) * w, src + ((size_t)c * H + y0 + y) * W + x0,
                    (size_t)w * sizeof *buf);
-    vae_from_host_f32(&in, buf);
+    tensor_from_host_f32(&in, buf);
     free(buf);
     int rc = tp->encode ? vae_encode_moments(m, &in, &out, tp->ws, tp->err, tp->errlen)
                         : vae_decode(m, &in, &out, tp->ws, tp->err, tp->errlen);
@@ -229,7 +187,7 @@ static int run_tile(const TilePass *tp, const float *src, int H, int W, int y0, 
         tile->h = oh, tile->w = ow;
         tile->d = malloc((size_t)tp->cout * oh * ow * sizeof(float));
         if (!tile->d) STORY_FATAL("out of memory");
-        vae_to_host_f32(tile->d, &out);
+        tensor_to_host_f32(&out, tile->d);
     }
     arena_release(tp->ws, mark);
     return rc;

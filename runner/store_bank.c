@@ -14,42 +14,6 @@
 
 #define BANK_FORMAT 1
 
-// ---- conversions between the bank's tensors and host f32 ---------------------------------
-
-static void tensor_to_f32(const Tensor *t, float *dst) {
-    const int64_t n = tensor_numel(t);
-    const size_t bytes = tensor_nbytes(t);
-    void *src = t->data, *stage = NULL;
-    if (t->dev != DEV_CPU) {
-        stage = mallocCheck(bytes);
-        story_cuda_memcpy(stage, t->data, bytes, 1);
-        src = stage;
-    }
-    if (t->dtype == DT_F32)
-        memcpy(dst, src, bytes);
-    else
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h = ((const uint16_t *)src)[i];
-            dst[i] = t->dtype == DT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
-        }
-    free(stage);
-}
-
-static void tensor_from_f32(Tensor *t, const float *src) {
-    const int64_t n = tensor_numel(t);
-    const size_t bytes = tensor_nbytes(t);
-    void *stage = t->dev == DEV_CPU ? t->data : mallocCheck(bytes);
-    if (t->dtype == DT_F32)
-        memcpy(stage, src, bytes);
-    else
-        for (int64_t i = 0; i < n; i++)
-            ((uint16_t *)stage)[i] = t->dtype == DT_F16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
-    if (t->dev != DEV_CPU) {
-        story_cuda_memcpy(t->data, stage, bytes, 0);
-        free(stage);
-    }
-}
-
 // ---- attributes ----------------------------------------------------------------------------
 
 static void attr_str(hid_t o, const char *name, const char *v) {
@@ -165,7 +129,7 @@ int store_bank_save(const char *path, const CsaBank *b, const CsaPlan *p, const 
         for (int s = first, j = 0; s < p->steps; s++) {
             const CsaBankLayer *e = csa_bank_layer(b, s, l);
             if (!e) continue;
-            tensor_to_f32(&e->tokens, buf + per * j);
+            tensor_to_host_f32(&e->tokens, buf + per * j);
             memcpy(ib + (size_t)n * k * j, e->index, (size_t)n * k * sizeof(int32_t));
             j++;
         }
@@ -311,7 +275,7 @@ int store_bank_load(const char *path, const CsaPlan *p, const BankMeta *m, int h
         for (int s = first, j = 0; s < p->steps; s++) {
             CsaBankLayer *e = (CsaBankLayer *)csa_bank_layer(out, s, l);
             if (!e) continue;
-            tensor_from_f32(&e->tokens, buf + per * j);
+            tensor_from_host_f32(&e->tokens, buf + per * j);
             memcpy(e->index, ib + (size_t)n * k * j, (size_t)n * k * sizeof(int32_t));
             j++;
         }

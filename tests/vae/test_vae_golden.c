@@ -91,7 +91,7 @@ static void compare(const char *what, const Tensor *got, const char *name, doubl
         return;
     }
     float *want = golden(name), *have = malloc((size_t)e->numel * sizeof *have);
-    vae_to_host_f32(have, got);
+    tensor_to_host_f32(got, have);
     double err = 0, mx = 0;
     int64_t at = 0;
     for (int64_t i = 0; i < e->numel; i++) {
@@ -113,7 +113,7 @@ static void compare(const char *what, const Tensor *got, const char *name, doubl
 // A device-level copy of host tensor h (model dtype and device), from arena a.
 static Tensor to_model(const Vae *m, Arena *a, const Tensor *h) {
     Tensor t = arena_tensor(a, m->dtype, h->ndim, h->shape);
-    vae_from_host_f32(&t, h->data);
+    tensor_from_host_f32(&t, h->data);
     return t;
 }
 
