@@ -10,66 +10,10 @@
 
 #include "kernels/cuda_runtime_api.h"
 #include "runner/check.h"
+#include "runner/h5attr.h"
 #include "runner/version.h"
 
 #define BANK_FORMAT 1
-
-// ---- attributes ----------------------------------------------------------------------------
-
-static void attr_str(hid_t o, const char *name, const char *v) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) + 1);
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(o, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, v);
-    H5Aclose(a), H5Sclose(s), H5Tclose(t);
-}
-static void attr_num(hid_t o, const char *name, hid_t mem, hid_t file, const void *v) {
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(o, name, file, s, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, mem, v);
-    H5Aclose(a), H5Sclose(s);
-}
-static void attr_i64(hid_t o, const char *name, int64_t v) {
-    attr_num(o, name, H5T_NATIVE_INT64, H5T_STD_I64LE, &v);
-}
-static void attr_u64(hid_t o, const char *name, uint64_t v) {
-    attr_num(o, name, H5T_NATIVE_UINT64, H5T_STD_U64LE, &v);
-}
-static void attr_f64(hid_t o, const char *name, double v) {
-    attr_num(o, name, H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, &v);
-}
-
-static int read_i64(hid_t o, const char *name, int64_t *v) {
-    if (H5Aexists(o, name) <= 0) return -1;
-    hid_t a = H5Aopen(o, name, H5P_DEFAULT);
-    herr_t r = H5Aread(a, H5T_NATIVE_INT64, v);
-    H5Aclose(a);
-    return r < 0 ? -1 : 0;
-}
-static int read_f64(hid_t o, const char *name, double *v) {
-    if (H5Aexists(o, name) <= 0) return -1;
-    hid_t a = H5Aopen(o, name, H5P_DEFAULT);
-    herr_t r = H5Aread(a, H5T_NATIVE_DOUBLE, v);
-    H5Aclose(a);
-    return r < 0 ? -1 : 0;
-}
-static int read_str(hid_t o, const char *name, char *buf, size_t n) {
-    if (H5Aexists(o, name) <= 0) return -1;
-    hid_t a = H5Aopen(o, name, H5P_DEFAULT);
-    hid_t t = H5Aget_type(a);
-    size_t sz = H5Tget_size(t);
-    int rc = -1;
-    if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) && sz < n) {
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, sz);
-        memset(buf, 0, n);
-        rc = H5Aread(a, mt, buf) < 0 ? -1 : 0;
-        H5Tclose(mt);
-    }
-    H5Tclose(t), H5Aclose(a);
-    return rc;
-}
 
 // ---- save -----------------------------------------------------------------------------------
 
@@ -81,25 +25,25 @@ int store_bank_save(const char *path, const CsaBank *b, const CsaPlan *p, const 
     H5E_BEGIN_TRY { f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); }
     H5E_END_TRY;
     if (f < 0) return snprintf(err, errlen, "%s: cannot create the bank file", tmp), -1;
-    attr_i64(f, "format", BANK_FORMAT);
-    attr_str(f, "storyrun", story_version());
-    attr_str(f, "character", b->name);
-    attr_str(f, "model", m->model);
-    attr_i64(f, "width", m->width);
-    attr_i64(f, "height", m->height);
-    attr_i64(f, "steps", m->steps);
-    attr_str(f, "sampler", m->sampler);
-    attr_f64(f, "guidance", m->guidance);
-    attr_i64(f, "halves", b->halves);
-    attr_u64(f, "seed", m->seed);
-    attr_i64(f, "n_images", b->n_images);
-    attr_i64(f, "csa_mode", p->set.mode);
-    attr_i64(f, "csa_blocks", p->set.blocks);
-    attr_f64(f, "sa32", p->set.sa32);
-    attr_f64(f, "sa64", p->set.sa64);
-    attr_f64(f, "sa_other", p->set.sa_other);
-    attr_i64(f, "warmup_steps", p->set.warmup_steps);
-    attr_i64(f, "n_layers", p->n_layers);
+    h5_attr_put_i64(f, "format", BANK_FORMAT);
+    h5_attr_put_str(f, "storyrun", story_version());
+    h5_attr_put_str(f, "character", b->name);
+    h5_attr_put_str(f, "model", m->model);
+    h5_attr_put_i64(f, "width", m->width);
+    h5_attr_put_i64(f, "height", m->height);
+    h5_attr_put_i64(f, "steps", m->steps);
+    h5_attr_put_str(f, "sampler", m->sampler);
+    h5_attr_put_f64(f, "guidance", m->guidance);
+    h5_attr_put_i64(f, "halves", b->halves);
+    h5_attr_put_u64(f, "seed", m->seed);
+    h5_attr_put_i64(f, "n_images", b->n_images);
+    h5_attr_put_i64(f, "csa_mode", p->set.mode);
+    h5_attr_put_i64(f, "csa_blocks", p->set.blocks);
+    h5_attr_put_f64(f, "sa32", p->set.sa32);
+    h5_attr_put_f64(f, "sa64", p->set.sa64);
+    h5_attr_put_f64(f, "sa_other", p->set.sa_other);
+    h5_attr_put_i64(f, "warmup_steps", p->set.warmup_steps);
+    h5_attr_put_i64(f, "n_layers", p->n_layers);
     int ok = 1;
     for (int l = 0; l < p->n_layers && ok; l++) {
         int first = -1, n_st = 0;
@@ -113,11 +57,11 @@ int store_bank_save(const char *path, const CsaBank *b, const CsaPlan *p, const 
         char name[32];
         snprintf(name, sizeof name, "layer_%03d", l);
         hid_t g = H5Gcreate2(f, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        attr_i64(g, "first_step", first);
-        attr_i64(g, "grid_h", p->sites[l].height);
-        attr_i64(g, "grid_w", p->sites[l].width);
-        attr_i64(g, "channels", C);
-        attr_i64(g, "k", k);
+        h5_attr_put_i64(g, "first_step", first);
+        h5_attr_put_i64(g, "grid_h", p->sites[l].height);
+        h5_attr_put_i64(g, "grid_w", p->sites[l].width);
+        h5_attr_put_i64(g, "channels", C);
+        h5_attr_put_i64(g, "k", k);
         hsize_t td[4] = {(hsize_t)n_st, (hsize_t)H, (hsize_t)n * k, (hsize_t)C};
         hsize_t id[3] = {(hsize_t)n_st, (hsize_t)n, (hsize_t)k};
         hid_t ts = H5Screate_simple(4, td, NULL), is = H5Screate_simple(3, id, NULL);
@@ -174,14 +118,14 @@ int store_bank_load(const char *path, const CsaPlan *p, const BankMeta *m, int h
     int64_t format = 0, width = 0, height = 0, steps = 0, hv = 0, n_images = 0, blocks = 0,
             warm = 0, n_layers = 0;
     double sa32 = 0, sa64 = 0, sao = 0;
-    if (read_i64(f, "format", &format) || read_str(f, "character", who, sizeof who) ||
-        read_str(f, "model", model, sizeof model) || read_i64(f, "width", &width) ||
-        read_i64(f, "height", &height) || read_i64(f, "steps", &steps) ||
-        read_str(f, "sampler", sampler, sizeof sampler) || read_i64(f, "halves", &hv) ||
-        read_i64(f, "n_images", &n_images) || read_i64(f, "csa_blocks", &blocks) ||
-        read_f64(f, "sa32", &sa32) || read_f64(f, "sa64", &sa64) ||
-        read_f64(f, "sa_other", &sao) || read_i64(f, "warmup_steps", &warm) ||
-        read_i64(f, "n_layers", &n_layers)) {
+    if (h5_attr_get_i64(f, "format", &format) || h5_attr_get_str(f, "character", who, sizeof who) ||
+        h5_attr_get_str(f, "model", model, sizeof model) || h5_attr_get_i64(f, "width", &width) ||
+        h5_attr_get_i64(f, "height", &height) || h5_attr_get_i64(f, "steps", &steps) ||
+        h5_attr_get_str(f, "sampler", sampler, sizeof sampler) || h5_attr_get_i64(f, "halves", &hv) ||
+        h5_attr_get_i64(f, "n_images", &n_images) || h5_attr_get_i64(f, "csa_blocks", &blocks) ||
+        h5_attr_get_f64(f, "sa32", &sa32) || h5_attr_get_f64(f, "sa64", &sa64) ||
+        h5_attr_get_f64(f, "sa_other", &sao) || h5_attr_get_i64(f, "warmup_steps", &warm) ||
+        h5_attr_get_i64(f, "n_layers", &n_layers)) {
         snprintf(err, errlen, "%s: not a storyrun character bank (attributes missing)", path);
         goto done;
     }

@@ -16,6 +16,7 @@
 
 #include "kernels/tensor.h"
 #include "runner/check.h"
+#include "runner/h5attr.h"
 #include "runner/version.h"
 
 // Rows of the per-clip metadata datasets in one chunk (embeds/tokens: one clip per chunk).
@@ -88,105 +89,28 @@ static void utc_now(char *buf, size_t n) {
 
 // ---- attributes --------------------------------------------------------------------------
 
-static int attr_put(hid_t loc, const char *name, hid_t type, const void *value) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Aexists(loc, name) > 0 ? H5Aopen(loc, name, H5P_DEFAULT)
-                                       : H5Acreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 || H5Awrite(a, type, value) < 0 ? -1 : 0;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(sp);
-    return rc;
-}
-
-// Variable-length UTF-8 strings: h5py returns them as str.
-static int attr_put_str(hid_t loc, const char *name, const char *value) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    const char *v = value ? value : "";
-    int rc = attr_put(loc, name, t, &v);
-    H5Tclose(t);
-    return rc;
-}
-static int attr_put_i64(hid_t loc, const char *name, int64_t v) {
-    return attr_put(loc, name, H5T_NATIVE_INT64, &v);
-}
-static int attr_put_f64(hid_t loc, const char *name, double v) {
-    return attr_put(loc, name, H5T_NATIVE_DOUBLE, &v);
-}
-
-// Reads a scalar string attribute (variable or fixed length) into buf; -1 when missing.
-static int attr_get_str(hid_t loc, const char *name, char *buf, size_t n) {
-    buf[0] = 0;
-    if (H5Aexists(loc, name) <= 0) return -1;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    hid_t ft = H5Aget_type(a);
-    int rc = -1;
-    if (H5Tget_class(ft) == H5T_STRING) {
-        if (H5Tis_variable_str(ft) > 0) {
-            hid_t t = H5Tcopy(H5T_C_S1);
-            H5Tset_size(t, H5T_VARIABLE);
-            H5Tset_cset(t, H5Tget_cset(ft));  // HDF5 converts no character sets
-            char *v = NULL;
-            if (H5Aread(a, t, &v) >= 0) {
-                snprintf(buf, n, "%s", v ? v : "");
-                rc = 0;
-                hid_t sp = H5Screate(H5S_SCALAR);
-                H5Dvlen_reclaim(t, sp, H5P_DEFAULT, &v);
-                H5Sclose(sp);
-            }
-            H5Tclose(t);
-        } else {
-            size_t sz = H5Tget_size(ft);
-            char *tmp = calloc(1, sz + 1);
-            if (tmp && H5Aread(a, ft, tmp) >= 0) {
-                snprintf(buf, n, "%s", tmp);
-                rc = 0;
-            }
-            free(tmp);
-        }
-    }
-    H5Tclose(ft);
-    H5Aclose(a);
-    return rc;
-}
-static int attr_get_i64(hid_t loc, const char *name, int64_t *v) {
-    if (H5Aexists(loc, name) <= 0) return -1;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    int rc = H5Aread(a, H5T_NATIVE_INT64, v) < 0 ? -1 : 0;
-    H5Aclose(a);
-    return rc;
-}
-static int attr_get_f64(hid_t loc, const char *name, double *v) {
-    if (H5Aexists(loc, name) <= 0) return -1;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    int rc = H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0 ? -1 : 0;
-    H5Aclose(a);
-    return rc;
-}
-
 static int write_spec_attrs(hid_t f, const EmbedStoreSpec *s) {
     char ver[128], now[32];
     snprintf(ver, sizeof ver, "%s (commit %s)", story_version(), story_git_commit());
     utc_now(now, sizeof now);
     int rc = 0;
-    rc |= attr_put_i64(f, "format_version", EMBED_STORE_FORMAT_VERSION);
-    rc |= attr_put_str(f, "storyrun_version", ver);
-    rc |= attr_put_str(f, "encoder_id", s->encoder_id);
-    rc |= attr_put_str(f, "encoder_hash", s->encoder_hash);
-    rc |= attr_put_str(f, "plan_hash", s->plan_hash);
-    rc |= attr_put_i64(f, "n_videos", s->n_videos);
-    rc |= attr_put_i64(f, "L", s->L);
-    rc |= attr_put_i64(f, "D", s->D);
-    rc |= attr_put_i64(f, "stride", s->stride);
-    rc |= attr_put_f64(f, "sample_fps", s->sample_fps);
-    rc |= attr_put_i64(f, "clips_per_video", s->clips_per_video);
-    rc |= attr_put_str(f, "dtype", embed_dtype_name(s->dtype));
-    rc |= attr_put_i64(f, "tokens_layer", s->tokens_layer);
-    rc |= attr_put_str(f, "preprocess", s->preprocess);
-    rc |= attr_put_str(f, "source", s->source);
-    rc |= attr_put_str(f, "created", now);
-    rc |= attr_put_str(f, "updated", now);
+    rc |= h5_attr_put_i64(f, "format_version", EMBED_STORE_FORMAT_VERSION);
+    rc |= h5_attr_put_str(f, "storyrun_version", ver);
+    rc |= h5_attr_put_str(f, "encoder_id", s->encoder_id);
+    rc |= h5_attr_put_str(f, "encoder_hash", s->encoder_hash);
+    rc |= h5_attr_put_str(f, "plan_hash", s->plan_hash);
+    rc |= h5_attr_put_i64(f, "n_videos", s->n_videos);
+    rc |= h5_attr_put_i64(f, "L", s->L);
+    rc |= h5_attr_put_i64(f, "D", s->D);
+    rc |= h5_attr_put_i64(f, "stride", s->stride);
+    rc |= h5_attr_put_f64(f, "sample_fps", s->sample_fps);
+    rc |= h5_attr_put_i64(f, "clips_per_video", s->clips_per_video);
+    rc |= h5_attr_put_str(f, "dtype", embed_dtype_name(s->dtype));
+    rc |= h5_attr_put_i64(f, "tokens_layer", s->tokens_layer);
+    rc |= h5_attr_put_str(f, "preprocess", s->preprocess);
+    rc |= h5_attr_put_str(f, "source", s->source);
+    rc |= h5_attr_put_str(f, "created", now);
+    rc |= h5_attr_put_str(f, "updated", now);
     return rc ? -1 : 0;
 }
 
@@ -416,7 +340,7 @@ int embed_store_create(Comm *comm, const char *path, const EmbedStoreSpec *spec,
         hsize_t d_t[4] = {n, (hsize_t)spec->L, (hsize_t)spec->T, (hsize_t)spec->Dt};
         hsize_t c_t[4] = {1, d_t[1], d_t[2], d_t[3]};
         s->d_tokens = create_ds(s->file, "tokens", s->t_value, 4, d_t, c_t);
-        if (s->d_tokens >= 0) rc |= attr_put_i64(s->d_tokens, "layer", spec->tokens_layer);
+        if (s->d_tokens >= 0) rc |= h5_attr_put_i64(s->d_tokens, "layer", spec->tokens_layer);
         rc |= s->d_tokens < 0;
     }
     s->d_done = create_ds(s->file, "done", H5T_STD_U8LE, 1, d_1, c_1);
@@ -471,7 +395,7 @@ static void mismatch(char *msg, size_t n, const char *name, const char *store, c
 static void check_str(hid_t f, char *msg, size_t n, const char *name, const char *want,
                       const char *label) {
     char have[1024], a[1100], b[1100];
-    if (attr_get_str(f, name, have, sizeof have)) snprintf(have, sizeof have, "(missing)");
+    if (h5_attr_get_str(f, name, have, sizeof have)) snprintf(have, sizeof have, "(missing)");
     if (!strcmp(have, want ? want : "")) return;
     snprintf(a, sizeof a, "'%s'", have);
     snprintf(b, sizeof b, "'%s'", want ? want : "");
@@ -481,7 +405,7 @@ static void check_str(hid_t f, char *msg, size_t n, const char *name, const char
 static void check_i64(hid_t f, char *msg, size_t n, const char *name, int64_t want) {
     int64_t have = 0;
     char a[32] = "(missing)", b[32];
-    if (attr_get_i64(f, name, &have) == 0) {
+    if (h5_attr_get_i64(f, name, &have) == 0) {
         if (have == want) return;
         snprintf(a, sizeof a, "%lld", (long long)have);
     }
@@ -492,7 +416,7 @@ static void check_i64(hid_t f, char *msg, size_t n, const char *name, int64_t wa
 static void check_f64(hid_t f, char *msg, size_t n, const char *name, double want) {
     double have = 0;
     char a[32] = "(missing)", b[32];
-    if (attr_get_f64(f, name, &have) == 0) {
+    if (h5_attr_get_f64(f, name, &have) == 0) {
         if (have == want) return;
         snprintf(a, sizeof a, "%g", have);
     }
@@ -559,7 +483,7 @@ int embed_store_open(Comm *comm, const char *path, const EmbedStoreSpec *expect,
     }
     char msg[4096] = "";
     int64_t fv = 0;
-    if (attr_get_i64(s->file, "format_version", &fv) != 0) {
+    if (h5_attr_get_i64(s->file, "format_version", &fv) != 0) {
         set_err(err, errlen,
                 "%s: no format_version attribute; expected an embedding store made by "
                 "storyrun embed",
@@ -686,7 +610,7 @@ int embed_store_write(EmbedStore *s, const EmbedStoreRows *r, char *err, size_t 
         char now[32];
         utc_now(now, sizeof now);
         comm_broadcast(s->comm, now, sizeof now, 0);  // attribute values must agree on all ranks
-        rc |= attr_put_str(s->file, "updated", now);
+        rc |= h5_attr_put_str(s->file, "updated", now);
     }
     if (rc == 0 && H5Fflush(s->file, H5F_SCOPE_GLOBAL) < 0) rc = -1;
     free(done_rows);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "runner/check.h"
+#include "runner/h5attr.h"
 #include "runner/version.h"
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -42,83 +43,6 @@ static const char *h5_why(char *buf) {
 }
 
 // ---- attributes ----------------------------------------------------------------------------
-
-static int attr_put(hid_t loc, const char *name, hid_t type, const void *value) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 || H5Awrite(a, type, value) < 0 ? -1 : 0;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(sp);
-    return rc;
-}
-// Variable-length UTF-8 (h5py gives str), as the embedding store's attributes.
-static int attr_put_str(hid_t loc, const char *name, const char *value) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    const char *v = value ? value : "";
-    int rc = attr_put(loc, name, t, &v);
-    H5Tclose(t);
-    return rc;
-}
-static int attr_put_i64(hid_t loc, const char *name, int64_t v) {
-    return attr_put(loc, name, H5T_NATIVE_INT64, &v);
-}
-static int attr_put_f64(hid_t loc, const char *name, double v) {
-    return attr_put(loc, name, H5T_NATIVE_DOUBLE, &v);
-}
-
-// A scalar string attribute (variable or fixed length) into buf; -1 when missing or not text.
-static int attr_get_str(hid_t loc, const char *name, char *buf, size_t n) {
-    buf[0] = 0;
-    if (H5Aexists(loc, name) <= 0) return -1;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
-    int rc = -1;
-    if (H5Tget_class(ft) == H5T_STRING && H5Sget_simple_extent_npoints(sp) == 1) {
-        if (H5Tis_variable_str(ft) > 0) {
-            hid_t t = H5Tcopy(H5T_C_S1);
-            H5Tset_size(t, H5T_VARIABLE);
-            H5Tset_cset(t, H5Tget_cset(ft));
-            char *v = NULL;
-            if (H5Aread(a, t, &v) >= 0) {
-                snprintf(buf, n, "%s", v ? v : "");
-                rc = 0;
-                H5Dvlen_reclaim(t, sp, H5P_DEFAULT, &v);
-            }
-            H5Tclose(t);
-        } else {
-            size_t sz = H5Tget_size(ft);
-            char *tmp = calloc(1, sz + 1);
-            if (tmp && H5Aread(a, ft, tmp) >= 0) {
-                snprintf(buf, n, "%s", tmp);
-                rc = 0;
-            }
-            free(tmp);
-        }
-    }
-    H5Sclose(sp);
-    H5Tclose(ft);
-    H5Aclose(a);
-    return rc;
-}
-// A scalar numeric attribute; -1 when missing or not a number.
-static int attr_get_num(hid_t loc, const char *name, hid_t mtype, void *v) {
-    if (H5Aexists(loc, name) <= 0) return -1;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
-    H5T_class_t c = H5Tget_class(ft);
-    int rc = (c == H5T_INTEGER || c == H5T_FLOAT) && H5Sget_simple_extent_npoints(sp) == 1 &&
-                     H5Aread(a, mtype, v) >= 0
-                 ? 0
-                 : -1;
-    H5Sclose(sp);
-    H5Tclose(ft);
-    H5Aclose(a);
-    return rc;
-}
 
 // ---- writing -------------------------------------------------------------------------------
 
@@ -169,27 +93,27 @@ static int write_attrs(hid_t f, const TransitionsSpec *s) {
     strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
     const SmpConfig *p = &s->predictor;
     int rc = 0;
-    rc |= attr_put_i64(f, "format_version", TRANSITIONS_STORE_FORMAT_VERSION);
-    rc |= attr_put_str(f, "kind", TRANSITIONS_STORE_KIND);
-    rc |= attr_put_str(f, "storyrun_version", ver);
-    rc |= attr_put_i64(f, "n_pairs", s->n_pairs);
-    rc |= attr_put_i64(f, "L", s->L);
-    rc |= attr_put_i64(f, "D", s->D);
-    rc |= attr_put_str(f, "predictor_path", s->predictor_path);
-    rc |= attr_put_str(f, "predictor_sha256", s->predictor_sha256);
-    rc |= attr_put_i64(f, "predictor_layers", p->layers);
-    rc |= attr_put_i64(f, "predictor_width", p->width);
-    rc |= attr_put_i64(f, "predictor_heads", p->heads);
-    rc |= attr_put_i64(f, "predictor_mlp_ratio", p->mlp_ratio);
-    rc |= attr_put_i64(f, "predictor_embed_dim", p->embed_dim);
-    rc |= attr_put_i64(f, "predictor_frames", p->frames);
-    rc |= attr_put_f64(f, "predictor_ln_eps", (double)p->ln_eps);
-    rc |= attr_put_i64(f, "predictor_token_inputs", p->token_inputs);
-    rc |= attr_put_str(f, "encoder_id", s->encoder_id);
-    rc |= attr_put_str(f, "preprocess", s->preprocess);
-    rc |= attr_put_str(f, "source_kind", s->source_kind);
-    rc |= attr_put_str(f, "source", s->source);
-    rc |= attr_put_str(f, "created", now);
+    rc |= h5_attr_put_i64(f, "format_version", TRANSITIONS_STORE_FORMAT_VERSION);
+    rc |= h5_attr_put_str(f, "kind", TRANSITIONS_STORE_KIND);
+    rc |= h5_attr_put_str(f, "storyrun_version", ver);
+    rc |= h5_attr_put_i64(f, "n_pairs", s->n_pairs);
+    rc |= h5_attr_put_i64(f, "L", s->L);
+    rc |= h5_attr_put_i64(f, "D", s->D);
+    rc |= h5_attr_put_str(f, "predictor_path", s->predictor_path);
+    rc |= h5_attr_put_str(f, "predictor_sha256", s->predictor_sha256);
+    rc |= h5_attr_put_i64(f, "predictor_layers", p->layers);
+    rc |= h5_attr_put_i64(f, "predictor_width", p->width);
+    rc |= h5_attr_put_i64(f, "predictor_heads", p->heads);
+    rc |= h5_attr_put_i64(f, "predictor_mlp_ratio", p->mlp_ratio);
+    rc |= h5_attr_put_i64(f, "predictor_embed_dim", p->embed_dim);
+    rc |= h5_attr_put_i64(f, "predictor_frames", p->frames);
+    rc |= h5_attr_put_f64(f, "predictor_ln_eps", (double)p->ln_eps);
+    rc |= h5_attr_put_i64(f, "predictor_token_inputs", p->token_inputs);
+    rc |= h5_attr_put_str(f, "encoder_id", s->encoder_id);
+    rc |= h5_attr_put_str(f, "preprocess", s->preprocess);
+    rc |= h5_attr_put_str(f, "source_kind", s->source_kind);
+    rc |= h5_attr_put_str(f, "source", s->source);
+    rc |= h5_attr_put_str(f, "created", now);
     return rc ? -1 : 0;
 }
 
@@ -378,7 +302,7 @@ static void read_attrs(TransitionsStore *s, char *msg, size_t n) {
                 {"predictor_frames", 2, 4096, NULL, &in->predictor.frames},
                 {"predictor_token_inputs", 0, 1, NULL, &in->predictor.token_inputs}};
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
-        if (attr_get_num(f, ints[i].name, H5T_NATIVE_INT64, &v)) {
+        if (h5_attr_get_num(f, ints[i].name, H5T_NATIVE_INT64, &v)) {
             append(msg, n, "attribute %s is missing", ints[i].name);
             continue;
         }
@@ -391,7 +315,7 @@ static void read_attrs(TransitionsStore *s, char *msg, size_t n) {
         if (ints[i].dst) *ints[i].dst = (int)v;
     }
     double eps = 0;
-    if (attr_get_num(f, "predictor_ln_eps", H5T_NATIVE_DOUBLE, &eps))
+    if (h5_attr_get_num(f, "predictor_ln_eps", H5T_NATIVE_DOUBLE, &eps))
         append(msg, n, "attribute predictor_ln_eps is missing");
     in->predictor.ln_eps = (float)eps;
     struct {
@@ -405,7 +329,7 @@ static void read_attrs(TransitionsStore *s, char *msg, size_t n) {
                 {"source", in->source, sizeof in->source},
                 {"storyrun_version", in->storyrun_version, sizeof in->storyrun_version}};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
-        if (attr_get_str(f, strs[i].name, strs[i].dst, strs[i].len))
+        if (h5_attr_get_str(f, strs[i].name, strs[i].dst, strs[i].len))
             append(msg, n, "attribute %s is missing", strs[i].name);
     if (!msg[0] && (in->predictor.frames != in->L || in->predictor.embed_dim != in->D))
         append(msg, n,
@@ -444,8 +368,8 @@ int transitions_store_open(const char *path, const TransitionsExpect *expect,
         return -1;
     }
     int64_t fv = 0;
-    if (attr_get_str(s->file, "kind", kind, sizeof kind) || strcmp(kind, TRANSITIONS_STORE_KIND) ||
-        attr_get_num(s->file, "format_version", H5T_NATIVE_INT64, &fv)) {
+    if (h5_attr_get_str(s->file, "kind", kind, sizeof kind) || strcmp(kind, TRANSITIONS_STORE_KIND) ||
+        h5_attr_get_num(s->file, "format_version", H5T_NATIVE_INT64, &fv)) {
         set_err(err, errlen,
                 "%s: not a transitions store (root attribute kind is %s%s%s, expected '%s' with "
                 "a format_version); expected a store written by storyrun predict",
