@@ -371,12 +371,6 @@ fail:
 
 // ---- the job -----------------------------------------------------------------------------------
 
-static int any_failed(Comm *c, int failed) {
-    float v = failed ? 1.0f : 0.0f;
-    comm_all_reduce_f32(c, &v, 1);
-    return v > 0.5f;
-}
-
 int job_animate(int argc, char **argv) {
     const char *config = NULL;
     char **sets = mallocCheck((size_t)(argc + 1) * sizeof *sets);
@@ -455,7 +449,7 @@ int job_animate(int argc, char **argv) {
         for (int i = 0; !bad && i < j.n_pairs; i++) done[i] = pair_done(&man, i, c->frames);
     }
     if (bad && rank == 0) fprintf(stderr, "storyrun animate: %s\n", err);
-    if (any_failed(comm, bad)) {
+    if (comm_any(comm, bad)) {
         rc = EXIT_BAD_INPUT;
         goto out_nets;
     }
@@ -465,7 +459,7 @@ int job_animate(int argc, char **argv) {
         fprintf(stderr, "storyrun animate: %s: cannot create: %s\n", logdir, strerror(errno));
         bad = 1;
     }
-    if (any_failed(comm, bad) || log_init(logdir, rank)) {
+    if (comm_any(comm, bad) || log_init(logdir, rank)) {
         rc = 1;
         goto out_nets;
     }

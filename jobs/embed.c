@@ -487,38 +487,12 @@ static int do_round(Job *j, const int64_t *mine, int64_t count) {
 
 // ---- the job ---------------------------------------------------------------------------------
 
-// 1 when any rank has a nonzero `bad`: every rank then takes the same way out.
-static int any_rank(Comm *comm, int bad) {
-    float f = bad ? 1.0f : 0.0f;
-    comm_all_reduce_f32(comm, &f, 1);
-    return f > 0;
-}
-
+// CONFIG and its overrides, then this job's keys. Returns 0, or -1 (rank 0 printed why).
 static int parse_args(int argc, char **argv, CfgDoc *d, EmbedConfig *c, int rank, char *err,
                       size_t errlen) {
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc)
-            i++;
-        else if (argv[i][0] == '-' && strncmp(argv[i], "--set=", 6)) {
-            if (rank == 0)
-                fprintf(stderr, "storyrun embed: unknown option '%s'\n", argv[i]), usage(stderr);
-            return -1;
-        } else if (!path && argv[i][0] != '-')
-            path = argv[i];
-    }
-    if (!path) {
-        if (rank == 0) usage(stderr);
-        return -1;
-    }
-    int rc = cfg_load_file(d, path, err, errlen);
-    for (int i = 1; rc == 0 && i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc)
-            cfg_override(d, argv[++i], NULL);
-        else if (!strncmp(argv[i], "--set=", 6))
-            cfg_override(d, argv[i] + 6, NULL);
-    }
-    if (rc == 0) rc = read_config(d, c);
+    const char *path = cfg_load_args(d, argc, argv, "embed", NULL, NULL, usage, rank == 0, err, errlen);
+    if (!path) return -1;
+    int rc = read_config(d, c);
     if (rc && rank == 0) fprintf(stderr, "storyrun embed: %s has problems:\n%s", path, err);
     return rc;
 }
@@ -549,7 +523,7 @@ static int run(Job *j) {
     char err[8192];
     DatasetOptions dopt = {c->dataset_root, c->probe, DATASET_WEBVID_AUTO, NULL};
     int rc = dataset_open(c->dataset, &dopt, &j->ds, err, sizeof err);
-    if (any_rank(comm, rc)) {
+    if (comm_any(comm, rc)) {
         if (comm->rank == 0) LOG_ERROR("%s", err);
         return 1;
     }
@@ -563,7 +537,7 @@ static int run(Job *j) {
         rc = -1;
     }
     if (!rc) rc = encoder_load(&j->enc, c, &vcfg, err, sizeof err);
-    if (any_rank(comm, rc)) {
+    if (comm_any(comm, rc)) {
         if (rc) LOG_ERROR("%s", err);
         return 1;
     }
@@ -586,7 +560,7 @@ static int run(Job *j) {
     if (c->stride == 0) spec.stride = 0;
     EmbedStore *st = NULL;
     rc = open_store(j, &spec, &st, err, sizeof err);
-    if (any_rank(comm, rc)) {
+    if (comm_any(comm, rc)) {
         if (comm->rank == 0 || rc) LOG_ERROR("%s", err);
         if (st) embed_store_close(st, err, sizeof err);
         return 1;

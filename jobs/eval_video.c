@@ -564,13 +564,6 @@ static void print_table(const EvalOptions *o, const EvalResult *r, int n) {
 
 // ---- the job ------------------------------------------------------------------------------------
 
-// 1 when rc != 0 on any rank (every rank calls it).
-static int any_rank(Comm *c, int rc) {
-    float f = rc != 0;
-    comm_all_reduce_f32(c, &f, 1);
-    return f > 0;
-}
-
 static int run(Eval *ev) {
     Comm *comm = ev->comm;
     EvalOptions *o = &ev->opt;
@@ -586,7 +579,7 @@ static int run(Eval *ev) {
         ev->has_enc = rc == 0;
     }
     if (!rc && o->lpips) rc = lpips_load(&ev->lp, o->lpips, err, sizeof err);
-    if (any_rank(comm, rc)) {
+    if (comm_any(comm, rc)) {
         if (rc && (comm->rank == 0 || strncmp(err, "--device", 8)))
             fprintf(stderr, "storyrun eval-video: %s\n", err);
         return 2;

@@ -142,31 +142,12 @@ static int read_config(CfgDoc *d, PredictConfig *c) {
     return cfg_errors(d) ? -1 : 0;
 }
 
+// CONFIG and its overrides, then this job's keys. Returns 0, or -1 (rank 0 printed why).
 static int parse_args(int argc, char **argv, CfgDoc *d, PredictConfig *c, int rank, char *err,
                       size_t errlen) {
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc)
-            i++;
-        else if (argv[i][0] == '-' && strncmp(argv[i], "--set=", 6)) {
-            if (rank == 0)
-                fprintf(stderr, "storyrun predict: unknown option '%s'\n", argv[i]), usage(stderr);
-            return -1;
-        } else if (!path && argv[i][0] != '-')
-            path = argv[i];
-    }
-    if (!path) {
-        if (rank == 0) usage(stderr);
-        return -1;
-    }
-    int rc = cfg_load_file(d, path, err, errlen);
-    for (int i = 1; rc == 0 && i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc)
-            cfg_override(d, argv[++i], NULL);
-        else if (!strncmp(argv[i], "--set=", 6))
-            cfg_override(d, argv[i] + 6, NULL);
-    }
-    if (rc == 0) rc = read_config(d, c);
+    const char *path = cfg_load_args(d, argc, argv, "predict", NULL, NULL, usage, rank == 0, err, errlen);
+    if (!path) return -1;
+    int rc = read_config(d, c);
     if (rc && rank == 0) fprintf(stderr, "storyrun predict: %s has problems:\n%s", path, err);
     return rc;
 }
@@ -420,13 +401,6 @@ static int load_models(Job *j, char *err, size_t n) {
 
 // ---- the job --------------------------------------------------------------------------------
 
-// 1 when any rank has a nonzero `bad`: every rank then takes the same way out.
-static int any_rank(Comm *comm, int bad) {
-    float f = bad ? 1.0f : 0.0f;
-    comm_all_reduce_f32(comm, &f, 1);
-    return f > 0;
-}
-
 // Every check a user's input can fail, on every rank, before anything is written.
 static int prepare(Job *j, char *err, size_t n) {
     const PredictConfig *c = &j->cfg;
@@ -491,7 +465,7 @@ static int run(Job *j) {
     float *mine = mallocCheck(sizeof(float) * row * (size_t)(hi > lo ? hi - lo : 1));
     int rc = predict_rows(j, lo, hi, mine, err, sizeof err);
     if (rc) LOG_ERROR("%s", err);
-    if (any_rank(comm, rc)) {
+    if (comm_any(comm, rc)) {
         free(mine);
         return 1;
     }

@@ -550,13 +550,6 @@ static int mkdirs(const char *dir) {
     return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
 }
 
-// Every rank: the same verdict. Returns 1 when some rank failed.
-static int any_failed(Comm *c, int failed) {
-    float v = failed ? 1.0f : 0.0f;
-    comm_all_reduce_f32(c, &v, 1);
-    return v > 0.5f;
-}
-
 // Memory per rank from the model's config alone (no weights read): weights, the largest
 // call's activations, the banks, on the device a render would use.
 static void print_memory_estimate(Render *r, int R) {
@@ -733,7 +726,7 @@ int job_render(int argc, char **argv) {
                 strerror(errno));
         bad = 1;
     }
-    if (any_failed(comm, bad) || log_init(logdir, comm->rank)) {
+    if (comm_any(comm, bad) || log_init(logdir, comm->rank)) {
         rc = 1;
         goto out_cfg;
     }
@@ -741,7 +734,7 @@ int job_render(int argc, char **argv) {
         LOG_ERROR("storyrun render: %s", err);
         bad = 1;
     }
-    if (any_failed(comm, bad)) {
+    if (comm_any(comm, bad)) {
         rc = EXIT_BAD_INPUT;
         goto out_log;
     }
@@ -758,7 +751,7 @@ int job_render(int argc, char **argv) {
         LOG_ERROR("storyrun render: %s", err);
         bad = 1;
     }
-    if (any_failed(comm, bad)) {
+    if (comm_any(comm, bad)) {
         rc = EXIT_BAD_INPUT;
         goto out_model;
     }
@@ -776,7 +769,7 @@ int job_render(int argc, char **argv) {
         LOG_ERROR("storyrun render: %s", err);
         rc = 1;
     }
-    if (any_failed(comm, rc)) {
+    if (comm_any(comm, rc)) {
         rc = 1;
         goto out_plan;
     }
@@ -800,7 +793,7 @@ int job_render(int argc, char **argv) {
         rc = 1;
     }
     if (run == -2) rc = EXIT_BAD_INPUT;
-    if (any_failed(comm, run < 0)) {
+    if (comm_any(comm, run < 0)) {
         rc = rc ? rc : 1;
         goto out_run;
     }

@@ -243,42 +243,16 @@ static int read_config(CfgDoc *d, TrainConfig *c) {
     return cfg_errors(d) ? -1 : 0;
 }
 
+// CONFIG, its overrides and --resume, then this job's keys. Returns 0, or -1 (rank 0 printed
+// why).
 static int parse_args(int argc, char **argv, CfgDoc *d, TrainConfig *c, int *resume, int rank,
                       char *err, size_t errlen) {
-    const char *path = NULL;
-    *resume = 0;
+    static const char *const flags[] = {"--resume", NULL};
     memset(d, 0, sizeof *d);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc)
-            i++;
-        else if (!strcmp(argv[i], "--resume"))
-            *resume = 1;
-        else if (argv[i][0] == '-' && strncmp(argv[i], "--set=", 6)) {
-            if (rank == 0)
-                fprintf(stderr, "storyrun train: unknown option '%s'\n", argv[i]), usage(stderr);
-            return -1;
-        } else if (argv[i][0] != '-') {
-            if (path) {
-                if (rank == 0)
-                    fprintf(stderr, "storyrun train: one CONFIG only ('%s' and '%s')\n", path,
-                            argv[i]);
-                return -1;
-            }
-            path = argv[i];
-        }
-    }
-    if (!path) {
-        if (rank == 0) usage(stderr);
-        return -1;
-    }
-    int rc = cfg_load_file(d, path, err, errlen);
-    for (int i = 1; rc == 0 && i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc)
-            cfg_override(d, argv[++i], NULL);
-        else if (!strncmp(argv[i], "--set=", 6))
-            cfg_override(d, argv[i] + 6, NULL);
-    }
-    if (rc == 0) rc = read_config(d, c);
+    const char *path =
+        cfg_load_args(d, argc, argv, "train", flags, resume, usage, rank == 0, err, errlen);
+    if (!path) return -1;
+    int rc = read_config(d, c);
     if (rc && rank == 0) fprintf(stderr, "storyrun train: %s has problems:\n%s", path, err);
     return rc;
 }
@@ -300,13 +274,6 @@ typedef struct {
     TrainClip *sel;  // (B)
     SmpCuda *gpu;    // train.device: cuda: the device twin of model (NULL on the CPU)
 } Train;
-
-// 1 when any rank has a nonzero `bad`: every rank then takes the same way out.
-static int any_rank(Comm *comm, int bad) {
-    float f = bad ? 1.0f : 0.0f;
-    comm_all_reduce_f32(comm, &f, 1);
-    return f > 0;
-}
 
 static double now_s(void) {
     struct timespec ts;
@@ -388,7 +355,7 @@ static int model_to_device(Train *t) {
     if (rc)
         LOG_ERROR("train.device is cuda, but rank %d cannot use it: %s; set train.device: cpu",
                   t->comm->rank, err);
-    return any_rank(t->comm, rc) ? -1 : 0;
+    return comm_any(t->comm, rc) ? -1 : 0;
 }
 
 // Validation over the held-out clips (each rank a contiguous part): the MSE of the model's
@@ -443,7 +410,7 @@ static int save(Train *t, long step) {
         else
             LOG_INFO("train: step %ld: checkpoint %s", step, t->cfg.ckpt);
     }
-    return any_rank(t->comm, rc) ? -1 : 0;
+    return comm_any(t->comm, rc) ? -1 : 0;
 }
 
 static int run(Train *t, int resume) {
@@ -452,7 +419,7 @@ static int run(Train *t, int resume) {
     char err[8192];
     int rc = train_data_open(&t->data, c->stores, c->nstores, c->frames, c->val_fraction, err,
                              sizeof err);
-    if (any_rank(comm, rc)) {
+    if (comm_any(comm, rc)) {
         if (comm->rank == 0 || rc) LOG_ERROR("%s", err);
         return 1;
     }
@@ -489,7 +456,7 @@ static int run(Train *t, int resume) {
     if (resume && access(c->ckpt, F_OK) == 0) {
         rc = smp_checkpoint_load(c->ckpt, &t->model, &t->opt, &t->rng, &start, err, sizeof err);
         if (!rc && comm->rank == 0) rc = train_log_load(&t->log, c->csv, start, err, sizeof err);
-        if (any_rank(comm, rc)) {
+        if (comm_any(comm, rc)) {
             if (rc) LOG_ERROR("--resume: %s", err);
             return 1;
         }

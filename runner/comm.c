@@ -235,3 +235,9 @@ size_t comm_all_gather_v(Comm *c, const void *send, size_t bytes, void *recv, si
     free(cnt);
     return total;
 }
+
+int comm_any(Comm *c, int flag) {
+    float v = flag ? 1.0f : 0.0f;
+    comm_all_reduce_f32(c, &v, 1);
+    return v > 0.5f;
+}

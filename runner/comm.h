@@ -54,6 +54,9 @@ void comm_all_gather(Comm *c, const void *send, size_t bytes, void *recv);
 // entries each, in bytes) are filled in when not NULL. Returns the total byte count.
 size_t comm_all_gather_v(Comm *c, const void *send, size_t bytes, void *recv, size_t recv_cap,
                          size_t *counts, size_t *displs);
+// 1 on every rank when `flag` is nonzero on any rank (a rank's failure, a stop request), so
+// that all ranks take the same way out.
+int comm_any(Comm *c, int flag);
 // Gathers one size_t per rank into out (size entries), e.g. to size a gather-v buffer.
 void comm_all_gather_size(Comm *c, size_t mine, size_t *out);
 

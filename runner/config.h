@@ -27,6 +27,7 @@
 // tags are ignored. Lines and columns are 1-based; columns count characters, as libyaml
 // does.
 #pragma once
+#include <stdio.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,6 +84,15 @@ int cfg_override(CfgDoc *d, const char *assignment, const char *label);
 // ---- messages ----------------------------------------------------------------------------
 // Number of problems recorded so far.
 int cfg_errors(const CfgDoc *d);
+
+// A job's command line, `storyrun JOB CONFIG [--set KEY=VALUE | --set=KEY=VALUE]... [FLAG]...`:
+// loads CONFIG into d and applies the overrides in order. flags: NULL-terminated options
+// without a value (e.g. "--resume"); flag_set[i] becomes 1 when flags[i] is given (both may
+// be NULL). Returns the config's path; or NULL after printing, when `print` (rank 0), the
+// problem: a bad option or argument (with usage(stderr)), or the config's problems.
+const char *cfg_load_args(CfgDoc *d, int argc, char **argv, const char *job,
+                          const char *const *flags, int *flag_set, void (*usage)(FILE *),
+                          int print, char *err, size_t errlen);
 // "FILE:LINE:COL", "--set k=v" (from an override) or "FILE" (at == NULL) into buf.
 const char *cfg_where(const CfgDoc *d, const CfgNode *at, char *buf, size_t n);
 // Records "WHERE(at): " + the formatted text as one problem; returns -1.

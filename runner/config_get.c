@@ -235,3 +235,55 @@ int cfg_get_string(CfgDoc *d, const CfgNode *map, const char *name, const char *
     if (!n) return 0;
     return cfg_as_string(d, n, key, out) ? -1 : 1;
 }
+
+const char *cfg_load_args(CfgDoc *d, int argc, char **argv, const char *job,
+                          const char *const *flags, int *flag_set, void (*usage)(FILE *),
+                          int print, char *err, size_t errlen) {
+    const char *path = NULL;
+    for (int f = 0; flags && flags[f]; f++)
+        if (flag_set) flag_set[f] = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int flag = -1;
+        for (int f = 0; flags && flags[f]; f++)
+            if (!strcmp(a, flags[f])) flag = f;
+        if (flag >= 0) {
+            if (flag_set) flag_set[flag] = 1;
+        } else if (!strcmp(a, "--set") && i + 1 < argc) {
+            i++;
+        } else if (a[0] == '-' && strncmp(a, "--set=", 6)) {
+            if (print) {
+                fprintf(stderr, "storyrun %s: unknown option '%s'%s\n", job, a,
+                        strcmp(a, "--set") ? "" : " (it needs KEY=VALUE)");
+                if (usage) usage(stderr);
+            }
+            return NULL;
+        } else if (a[0] != '-') {
+            if (path) {
+                if (print)
+                    fprintf(stderr, "storyrun %s: one CONFIG only ('%s' and '%s')\n", job, path, a);
+                return NULL;
+            }
+            path = a;
+        }
+    }
+    if (!path) {
+        if (print) {
+            fprintf(stderr, "storyrun %s: no CONFIG given\n", job);
+            if (usage) usage(stderr);
+        }
+        return NULL;
+    }
+    int rc = cfg_load_file(d, path, err, errlen);
+    for (int i = 1; rc == 0 && i < argc; i++) {
+        if (!strcmp(argv[i], "--set") && i + 1 < argc)
+            cfg_override(d, argv[++i], NULL);
+        else if (!strncmp(argv[i], "--set=", 6))
+            cfg_override(d, argv[i] + 6, NULL);
+    }
+    if (rc) {
+        if (print) fprintf(stderr, "storyrun %s: %s has problems:\n%s", job, path, err);
+        return NULL;
+    }
+    return path;
+}
