@@ -277,21 +277,27 @@ void csa_id_pass_attn(void *ctx, const UnetAttnSite *site, Tensor *out, const Te
 void csa_id_pass_idle(CsaIdPass *ip) {
     const CsaPlan *p = ip->plan;
     const int n = ip->bank->n_images, halves = ip->halves;
+    const size_t es = dtype_size(ip->bank->dtype);
+    size_t most = 0;  // one receive buffer for the largest layer, reused by every gather
+    for (int l = 0; l < p->n_layers; l++) {
+        const size_t b = (size_t)n * halves * p->k[l] * p->channels[l] * es;
+        if (b > most) most = b;
+    }
+    Arena tmp;
+    STORY_CHECK(!arena_init(&tmp, ip->bank->dev, most + 256),
+                "csa: no memory for %zu bytes of gathered tokens", most);
+    void *buf = arena_alloc(&tmp, most + 1);
     for (int s = 0; s < p->steps; s++)
         for (int l = 0; l < p->n_layers; l++) {
             CsaBankLayer *e = (CsaBankLayer *)csa_bank_layer(ip->bank, s, l);
             if (!e) continue;
-            const size_t bytes = (size_t)n * halves * e->k * p->channels[l] * dtype_size(ip->bank->dtype);
-            Arena tmp;
-            STORY_CHECK(!arena_init(&tmp, ip->bank->dev, bytes + 256),
-                        "csa: no memory for %zu bytes of gathered tokens", bytes);
-            void *buf = arena_alloc(&tmp, bytes);
+            const size_t bytes = (size_t)n * halves * e->k * p->channels[l] * es;
             double t0 = csa_now();
             comm_all_gather_v(ip->comm, NULL, 0, buf, bytes, NULL, NULL);
             ip->comm_seconds += csa_now() - t0;
             bank_store(e, buf, halves, p->channels[l], ip->bank->dtype, ip->bank->dev);
-            arena_free(&tmp);
         }
+    arena_free(&tmp);
 }
 
 // Every image's sample indices of the pass, on every rank (the id pass writes only the
